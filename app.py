@@ -1,0 +1,44 @@
+"""Gradio app: live prediction with integrated-gradients highlighting, evaluation dashboard, error explorer.
+
+    python app.py [--artifacts artifacts] [--data ../shared/data/imdb] [--host 127.0.0.1] [--port 7860]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    env = os.environ.get
+    on_space = "SPACE_ID" in os.environ
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--artifacts", default=env("SENTIMENT_ARTIFACTS", "artifacts"),
+                        help="folder written by train.py (env SENTIMENT_ARTIFACTS)")
+    parser.add_argument("--data", default=env("SENTIMENT_DATA", "imdb" if on_space else None),
+                        help="IMDB copy whose test texts the error explorer shows: a folder with test.parquet, an "
+                             "aclImdb folder or tarball, or 'imdb' for the hub (env SENTIMENT_DATA; default: the "
+                             "hub on a Space, none elsewhere)")
+    parser.add_argument("--host", default=env("GRADIO_SERVER_NAME", "127.0.0.1"), help="env GRADIO_SERVER_NAME")
+    parser.add_argument("--port", type=int, default=int(env("GRADIO_SERVER_PORT", "7860")),
+                        help="env GRADIO_SERVER_PORT")
+    parser.add_argument("--ig-steps", type=int, default=16, help="default integrated-gradients steps")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from sentiment import runtime
+    from sentiment.ui import Services, build_app
+
+    runtime.set_threads(None)
+    app = build_app(Services.load(args.artifacts, args.data, args.ig_steps), ig_steps=args.ig_steps)
+    app.launch(server_name=args.host, server_port=args.port, show_error=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""Save and load a trained model with its evaluation: one folder, written atomically, with a manifest."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from sentiment.errors import SentimentError
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+TRAINING_CONFIG = "training_config.json"
+HISTORY = "history.json"
+METRICS = "metrics.json"
+PREDICTIONS = "test_predictions.parquet"
+FORMAT_VERSION = 1
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_json(path: Path, payload: Any) -> None:
+    """Write JSON through a temporary file and a rename, so a reader never sees half of it."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def check_writable(output_dir: str | Path) -> Path:
+    """Fail before an hour of training, not after it, when the output location cannot be written."""
+    output_dir = Path(output_dir).resolve()
+    parent = output_dir.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=".write-test-"):
+            pass
+    except OSError as err:
+        raise SentimentError(f"cannot write to {parent} ({err.strerror}); choose another --output-dir") from err
+    return output_dir
+
+
+def write_manifest(folder: Path) -> dict:
+    files = {p.relative_to(folder).as_posix(): {"sha256": sha256_file(p), "bytes": p.stat().st_size}
+             for p in sorted(folder.rglob("*")) if p.is_file() and p.name != MANIFEST}
+    manifest = {"format": FORMAT_VERSION, "files": files}
+    write_json(folder / MANIFEST, manifest)
+    return manifest
+
+
+def verify_manifest(folder: str | Path) -> dict:
+    """Check every file the manifest lists; name the first one missing or altered."""
+    folder = Path(folder)
+    if not (folder / MANIFEST).is_file():
+        raise SentimentError(f"{folder}: no {MANIFEST}; this is not a complete artifacts folder (train one with "
+                             f"train.py or restore it from git)")
+    manifest = read_json(folder / MANIFEST)
+    for name, entry in manifest["files"].items():
+        path = folder / name
+        if not path.is_file():
+            raise SentimentError(f"{folder}: {name} is missing; the artifacts are incomplete, restore or retrain them")
+        if sha256_file(path) != entry["sha256"]:
+            raise SentimentError(f"{folder}: {name} does not match its sha256 in {MANIFEST}; it was altered or "
+                                 f"half-written, restore or retrain the artifacts")
+    return manifest
+
+
+def _make_readable(folder: Path) -> None:
+    """mkdtemp and some writers create owner-only files; artifacts are meant to be shared and served."""
+    folder.chmod(0o755)
+    for path in folder.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+
+
+def save_atomically(output_dir: str | Path, write: Callable[[Path], None]) -> Path:
+    """Let `write` fill a temporary sibling folder, add the manifest, then swap it into place.
+
+    The previous folder is only removed once the new one is complete, so a crash at any point leaves
+    either the old artifacts or the new ones, never a mixture.
+    """
+    output_dir = check_writable(output_dir)
+    tmp = Path(tempfile.mkdtemp(dir=output_dir.parent, prefix=f".{output_dir.name}.tmp-"))
+    try:
+        write(tmp)
+        write_manifest(tmp)
+        _make_readable(tmp)
+        old = None
+        if output_dir.exists():
+            old = output_dir.with_name(f".{output_dir.name}.old-{os.getpid()}")
+            os.replace(output_dir, old)
+        os.replace(tmp, output_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    log.info("artifacts written to %s", output_dir)
+    return output_dir
+
+
+def load_evaluation(folder: str | Path) -> dict[str, Any]:
+    """Training config, history, metrics and test predictions of an artifacts folder."""
+    folder = Path(folder)
+    return {
+        "training_config": read_json(folder / TRAINING_CONFIG),
+        "history": read_json(folder / HISTORY),
+        "metrics": read_json(folder / METRICS),
+        "predictions": pd.read_parquet(folder / PREDICTIONS),
+    }

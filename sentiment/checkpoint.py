@@ -1,0 +1,88 @@
+"""Resumable training state, written atomically so that a killed run loses at most a few minutes."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sentiment.errors import SentimentError
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "checkpoint.pt"
+BEST = "best_model.pt"
+# Settings that must match for a checkpoint to be continued; anything else (threads, progress) may change.
+RESUME_KEYS = ("data", "test_data", "text_column", "label_column", "label_map", "validation_split",
+               "max_train_samples", "max_eval_samples", "model", "max_length", "truncation", "head_ratio",
+               "learning_rate", "epochs", "batch_size", "warmup_ratio", "weight_decay", "max_steps", "seed")
+
+
+@dataclass
+class TrainState:
+    """Where a run is: the epoch and batch it reached, running sums of the epoch, history, best epoch."""
+
+    epoch: int = 0
+    step_in_epoch: int = 0
+    global_step: int = 0
+    loss_sum: float = 0.0
+    correct: int = 0
+    seen: int = 0
+    tokens: int = 0
+    train_seconds: float = 0.0
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int | None = None
+    best_accuracy: float = -1.0
+
+
+def _atomic_save(payload: Any, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def save(folder: Path, config: dict, state: TrainState, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+         scheduler: Any) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    _atomic_save({"config": {k: config[k] for k in RESUME_KEYS}, "state": asdict(state),
+                  "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                  "scheduler": scheduler.state_dict(),
+                  "torch_rng": torch.get_rng_state()},
+                 folder / CHECKPOINT)
+    log.info("checkpoint: epoch %d, step %d -> %s", state.epoch + 1, state.step_in_epoch, folder / CHECKPOINT)
+
+
+def save_best(folder: Path, model: torch.nn.Module) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    _atomic_save(model.state_dict(), folder / BEST)
+
+
+def load_best(folder: Path, model: torch.nn.Module) -> None:
+    model.load_state_dict(torch.load(folder / BEST, map_location="cpu", weights_only=True))
+
+
+def restore(folder: Path, config: dict, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+            scheduler: Any) -> TrainState:
+    """Load the last checkpoint into model, optimizer and scheduler; refuse one made with other settings."""
+    path = folder / CHECKPOINT
+    if not path.is_file():
+        raise SentimentError(f"--resume: no checkpoint at {path}; run without --resume to start, or point "
+                             f"--checkpoint-dir at the folder of the interrupted run")
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    changed = [k for k in RESUME_KEYS if payload["config"].get(k) != config[k]]
+    if changed:
+        raise SentimentError(f"--resume: the checkpoint in {folder} was made with other settings "
+                             f"({', '.join(f'--{k.replace(chr(95), chr(45))}' for k in changed)}); use the same "
+                             f"flags, or start afresh with another --checkpoint-dir")
+    model.load_state_dict(payload["model"])
+    optimizer.load_state_dict(payload["optimizer"])
+    scheduler.load_state_dict(payload["scheduler"])
+    # Batch order comes from explicit seeds; only dropout draws from the global generator.
+    torch.set_rng_state(payload["torch_rng"])
+    state = TrainState(**payload["state"])
+    log.info("resumed from %s: epoch %d, step %d", path, state.epoch + 1, state.step_in_epoch)
+    return state

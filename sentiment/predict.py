@@ -1,0 +1,105 @@
+"""Predictor: load a trained model once, then predict a review or a list of reviews."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+from transformers import AutoModelForSequenceClassification, PreTrainedModel
+
+from sentiment import runtime
+from sentiment.artifacts import TRAINING_CONFIG, read_json, verify_manifest
+from sentiment.config import ID2LABEL
+from sentiment.errors import SentimentError
+from sentiment.modeling import load_tokenizer
+from sentiment.text import Encoder, pad_batch, token_budget_batches
+
+log = logging.getLogger(__name__)
+
+MAX_TEXT_CHARS = 100_000  # ~20x the longest IMDB review; beyond it tokenising alone would stall a small server
+
+
+def check_text(text: object) -> str:
+    """A review the model can take, or a SentimentError that says what is wrong with it."""
+    if not isinstance(text, str):
+        raise SentimentError(f"a review must be text, not {type(text).__name__}")
+    if not text.strip():
+        raise SentimentError("the review is empty; type or paste some text")
+    if len(text) > MAX_TEXT_CHARS:
+        raise SentimentError(f"the review has {len(text):,} characters; the limit is {MAX_TEXT_CHARS:,}. "
+                             f"Shorten it (the model reads at most its first and last few hundred words anyway)")
+    return text
+
+
+@torch.inference_mode()
+def batched_probs(model: PreTrainedModel, sequences: Sequence[Sequence[int]], pad_token_id: int,
+                  device: torch.device, tokens_per_batch: int = 16384, pad_to_multiple_of: int = 16,
+                  precision: str = "fp32", progress: bool = False) -> np.ndarray:
+    """Softmax probabilities (n, num_labels) in the input order, from length-sorted token-budget batches.
+
+    `precision` autocasts (training keeps fp32 weights); a model already cast to bf16 needs none.
+    """
+    probs = np.zeros((len(sequences), model.config.num_labels), dtype=np.float32)
+    lengths = [len(s) for s in sequences]
+    batches = list(token_budget_batches(lengths, tokens_per_batch, pad_to_multiple_of))
+    model_was_training = model.training
+    model.eval()
+    with runtime.autocast(device, precision):
+        for batch in tqdm(batches, desc="predict", unit="batch", disable=not progress):
+            inputs = pad_batch([sequences[i] for i in batch], pad_token_id, pad_to_multiple_of)
+            logits = model(**{k: v.to(device, non_blocking=True) for k, v in inputs.items()}).logits
+            probs[batch] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+    model.train(model_was_training)
+    return probs
+
+
+class Predictor:
+    """A classifier and its encoder, with batched, length-sorted inference."""
+
+    def __init__(self, model: PreTrainedModel, encoder: Encoder, device: str | torch.device = "auto",
+                 precision: str = "auto", tokens_per_batch: int = 16384, pad_to_multiple_of: int = 16) -> None:
+        self.device = device if isinstance(device, torch.device) else runtime.resolve_device(device)
+        self.precision = runtime.resolve_precision(precision, self.device)
+        # Whole-model casts beat autocast at inference: no per-call weight conversion.
+        self.model = model.to(device=self.device, dtype=runtime.DTYPES[self.precision]).eval()
+        self.model.requires_grad_(False)  # inference only; explanations need gradients of inputs, not weights
+        self.encoder = encoder
+        self.tokens_per_batch = tokens_per_batch
+        self.pad_to_multiple_of = pad_to_multiple_of
+
+    @classmethod
+    def from_artifacts(cls, path: str | Path, device: str = "auto", precision: str = "auto",
+                       verify: bool = True) -> Predictor:
+        """Load a folder written by train.py, after checking its manifest; truncation as in training."""
+        path = Path(path)
+        if verify:
+            verify_manifest(path)
+        elif not (path / "config.json").is_file():
+            raise SentimentError(f"{path}: no trained model here; run train.py or pass the artifacts folder")
+        config = read_json(path / TRAINING_CONFIG)["config"] if (path / TRAINING_CONFIG).is_file() else {}
+        model = AutoModelForSequenceClassification.from_pretrained(path, dtype=torch.float32, use_safetensors=True,
+                                                                   attn_implementation="sdpa")
+        encoder = Encoder(load_tokenizer(str(path)), max_length=config.get("max_length", 512),
+                          truncation=config.get("truncation", "head+tail"), head_ratio=config.get("head_ratio", 0.25))
+        return cls(model, encoder, device=device, precision=precision)
+
+    def predict_encoded(self, sequences: Sequence[Sequence[int]], progress: bool = False) -> np.ndarray:
+        """Probabilities (n, 2) for already-encoded inputs, in their original order."""
+        return batched_probs(self.model, sequences, self.encoder.pad_token_id, self.device, self.tokens_per_batch,
+                             self.pad_to_multiple_of, progress=progress)
+
+    def predict_proba(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        """Probabilities (n, 2) of negative and positive for each text."""
+        return self.predict_encoded(self.encoder.encode([check_text(t) for t in texts]), progress=progress)
+
+    def predict(self, texts: str | Sequence[str]) -> dict | list[dict]:
+        """{'label', 'probabilities': {'negative', 'positive'}} for a string; a list of those for a list."""
+        single = isinstance(texts, str)
+        probs = self.predict_proba([texts] if single else list(texts))
+        results = [{"label": ID2LABEL[int(p.argmax())],
+                    "probabilities": {ID2LABEL[0]: float(p[0]), ID2LABEL[1]: float(p[1])}} for p in probs]
+        return results[0] if single else results

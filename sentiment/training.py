@@ -1,0 +1,244 @@
+"""Fine-tune a BERT-family classifier on review data, evaluate it on the test split, write the artifacts."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+from transformers import PreTrainedModel, get_linear_schedule_with_warmup
+
+from sentiment import checkpoint, runtime
+from sentiment.artifacts import (
+    HISTORY,
+    METRICS,
+    PREDICTIONS,
+    TRAINING_CONFIG,
+    check_writable,
+    save_atomically,
+    write_json,
+)
+from sentiment.checkpoint import TrainState
+from sentiment.config import TrainConfig
+from sentiment.data import load_splits, review_key
+from sentiment.evaluation import compute_metrics
+from sentiment.modeling import load_base_classifier, load_tokenizer, resolve_model
+from sentiment.predict import batched_probs
+from sentiment.text import Encoder, length_grouped_batches, pad_batch
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EncodedSplit:
+    """Token ids of one split (already truncated, with [CLS]/[SEP]), labels, and what the app needs to show."""
+
+    input_ids: list[list[int]]
+    labels: np.ndarray
+    keys: list[str]
+    full_lengths: np.ndarray
+
+    @classmethod
+    def build(cls, frame: pd.DataFrame, encoder: Encoder) -> EncodedSplit:
+        texts = frame["text"].tolist()
+        full = encoder.tokenizer(texts, add_special_tokens=True, return_length=True, return_attention_mask=False,
+                                 verbose=False)["length"]
+        return cls(encoder.encode(texts), frame["labels"].to_numpy(), [review_key(t) for t in texts], np.asarray(full))
+
+
+@dataclass
+class Run:
+    """Everything a training run holds while it trains."""
+
+    config: TrainConfig
+    device: torch.device
+    precision: str
+    encoder: Encoder
+    model: PreTrainedModel
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    train: EncodedSplit
+    validation: EncodedSplit
+    steps_per_epoch: int
+    checkpoint_dir: Path
+
+
+def build_optimizer(model: torch.nn.Module, config: TrainConfig, total_steps: int, device: torch.device):
+    """AdamW without decay on biases and LayerNorm weights, with a linear warm-up and decay."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        (no_decay if param.ndim < 2 or "LayerNorm" in name else decay).append(param)
+    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    optimizer = torch.optim.AdamW(groups, lr=config.learning_rate, fused=device.type in ("cpu", "cuda"))
+    scheduler = get_linear_schedule_with_warmup(optimizer, round(config.warmup_ratio * total_steps), total_steps)
+    return optimizer, scheduler
+
+
+def prepare(config: TrainConfig) -> tuple[Run, EncodedSplit]:
+    """Resolve hardware, load and encode the data, build model and optimizer; the test split is set aside."""
+    runtime.set_threads(config.num_threads)
+    device = runtime.resolve_device(config.device)
+    precision = runtime.resolve_precision(config.precision, device)
+    check_writable(config.output_dir)
+    splits = load_splits(config.data, test_data=config.test_data, text_column=config.text_column,
+                         label_column=config.label_column, label_map=config.label_map,
+                         validation_split=config.validation_split, max_train_samples=config.max_train_samples,
+                         max_eval_samples=config.max_eval_samples, seed=config.seed)
+    model_path = resolve_model(config.model)
+    encoder = Encoder(load_tokenizer(model_path), config.max_length, config.truncation, config.head_ratio)
+    train, validation, test = (EncodedSplit.build(f, encoder) for f in (splits.train, splits.validation, splits.test))
+    runtime.set_seed(config.seed)
+    model = load_base_classifier(model_path, config.attention_dropout).to(device)
+    steps_per_epoch = -(-len(train.labels) // config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    if config.max_steps is not None:
+        total_steps = min(total_steps, config.max_steps)
+    optimizer, scheduler = build_optimizer(model, config, total_steps, device)
+    log.info("training on %s in %s: %d steps per epoch, %d in all", device, precision, steps_per_epoch, total_steps)
+    return Run(config, device, precision, encoder, model, optimizer, scheduler, train, validation, steps_per_epoch,
+               Path(config.checkpoint_dir)), test
+
+
+def train_step(run: Run, batch: list[int], state: TrainState) -> float:
+    """One optimizer step on the given example indices; updates the epoch's running sums."""
+    inputs = pad_batch([run.train.input_ids[i] for i in batch], run.encoder.pad_token_id,
+                       run.config.pad_to_multiple_of)
+    inputs = {k: v.to(run.device, non_blocking=True) for k, v in inputs.items()}
+    labels = torch.as_tensor(run.train.labels[batch], device=run.device)
+    with runtime.autocast(run.device, run.precision):
+        logits = run.model(**inputs).logits
+    loss = F.cross_entropy(logits.float(), labels)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.config.max_grad_norm)
+    run.optimizer.step()
+    run.scheduler.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    state.global_step += 1
+    state.step_in_epoch += 1
+    state.loss_sum += loss.item() * len(batch)
+    state.correct += int((logits.argmax(-1) == labels).sum())
+    state.seen += len(batch)
+    state.tokens += int(inputs["attention_mask"].sum())
+    return loss.item()
+
+
+def train_epoch(run: Run, state: TrainState) -> bool:
+    """Train the rest of the current epoch; False when --max-steps ended it early."""
+    config = run.config
+    batches = length_grouped_batches([len(s) for s in run.train.input_ids], config.batch_size,
+                                     seed=config.seed + state.epoch)
+    run.model.train()
+    last_checkpoint = time.monotonic()
+    bar = tqdm(total=len(batches), initial=state.step_in_epoch, desc=f"epoch {state.epoch + 1}/{config.epochs}",
+               unit="step", disable=not config.progress, dynamic_ncols=True)
+    started, tokens_at_start = time.monotonic(), state.tokens
+    seconds_at_start = state.train_seconds
+    for batch in batches[state.step_in_epoch:]:
+        if config.max_steps is not None and state.global_step >= config.max_steps:
+            bar.close()
+            return False
+        loss = train_step(run, batch, state)
+        elapsed = time.monotonic() - started
+        state.train_seconds = seconds_at_start + elapsed
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss:.3f}", acc=f"{state.correct / state.seen:.3f}",
+                        tok_s=f"{(state.tokens - tokens_at_start) / max(elapsed, 1e-9):.0f}")
+        if time.monotonic() - last_checkpoint > config.checkpoint_minutes * 60:
+            checkpoint.save(run.checkpoint_dir, config.to_dict(), state, run.model, run.optimizer, run.scheduler)
+            last_checkpoint = time.monotonic()
+    bar.close()
+    return True
+
+
+def validate(run: Run) -> tuple[float, float]:
+    """Validation loss and accuracy."""
+    probs = batched_probs(run.model, run.validation.input_ids, run.encoder.pad_token_id, run.device,
+                          run.config.eval_tokens_per_batch, run.config.pad_to_multiple_of, precision=run.precision)
+    labels = run.validation.labels
+    loss = float(-np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-7, 1.0)).mean())
+    return loss, float((probs.argmax(-1) == labels).mean())
+
+
+def end_epoch(run: Run, state: TrainState) -> None:
+    """Validate, record the epoch in the history, keep the best weights, checkpoint, reset the running sums."""
+    eval_loss, eval_accuracy = validate(run)
+    record = {"epoch": state.epoch + 1, "step": state.global_step, "train_loss": state.loss_sum / max(state.seen, 1),
+              "train_accuracy": state.correct / max(state.seen, 1), "eval_loss": eval_loss,
+              "eval_accuracy": eval_accuracy, "train_seconds": state.train_seconds,
+              "train_tokens_per_second": state.tokens / max(state.train_seconds, 1e-9)}
+    state.history.append(record)
+    log.info("epoch %d: %s", state.epoch + 1, json.dumps({k: round(v, 4) for k, v in record.items()}))
+    if eval_accuracy > state.best_accuracy:
+        state.best_accuracy, state.best_epoch = eval_accuracy, state.epoch + 1
+        checkpoint.save_best(run.checkpoint_dir, run.model)
+    state.epoch += 1
+    state.step_in_epoch = state.loss_sum = state.correct = state.seen = state.tokens = 0
+    state.train_seconds = 0.0
+    checkpoint.save(run.checkpoint_dir, run.config.to_dict(), state, run.model, run.optimizer, run.scheduler)
+
+
+def fit(run: Run) -> TrainState:
+    """The epoch loop, from scratch or from the last checkpoint."""
+    state = TrainState()
+    if run.config.resume:
+        state = checkpoint.restore(run.checkpoint_dir, run.config.to_dict(), run.model, run.optimizer, run.scheduler)
+    while state.epoch < run.config.epochs:
+        finished = train_epoch(run, state)
+        if state.seen:
+            end_epoch(run, state)
+        if not finished:
+            break
+    return state
+
+
+def evaluate_test(run: Run, test: EncodedSplit) -> tuple[dict, pd.DataFrame]:
+    """Metrics and per-review predictions on the test split, computed exactly as the app will serve them."""
+    from sentiment.predict import Predictor
+
+    predictor = Predictor(run.model, run.encoder, device=run.device, precision=run.config.precision,
+                          tokens_per_batch=run.config.eval_tokens_per_batch)
+    probs = predictor.predict_encoded(test.input_ids, progress=run.config.progress)[:, 1]
+    predictions = pd.DataFrame({
+        "key": test.keys, "labels": test.labels.astype(np.int8), "prob_positive": probs.astype(np.float32),
+        "predicted": (probs >= 0.5).astype(np.int8), "n_tokens": test.full_lengths.astype(np.int32),
+        "truncated": test.full_lengths > run.config.max_length})
+    return compute_metrics(test.labels, probs), predictions
+
+
+def write_artifacts(run: Run, state: TrainState, metrics: dict, predictions: pd.DataFrame, seconds: float) -> Path:
+    config = run.config
+    resolved = {"config": config.to_dict(), "base_model": resolve_model(config.model),
+                "runtime": runtime.describe(run.device, run.precision), "wall_seconds": seconds,
+                "sizes": {"train": len(run.train.labels), "validation": len(run.validation.labels),
+                          "test": len(predictions)}}
+
+    def write(folder: Path) -> None:
+        run.model.to(runtime.DTYPES[config.save_dtype]).save_pretrained(folder, safe_serialization=True)
+        run.encoder.tokenizer.save_pretrained(folder)
+        write_json(folder / TRAINING_CONFIG, resolved)
+        write_json(folder / HISTORY, {"epochs": state.history, "best_epoch": state.best_epoch})
+        write_json(folder / METRICS, metrics)
+        predictions.to_parquet(folder / PREDICTIONS, index=False)
+
+    return save_atomically(config.output_dir, write)
+
+
+def train(config: TrainConfig) -> Path:
+    """The whole run: prepare, fit (or resume), pick the best epoch, evaluate on test, write the artifacts."""
+    started = time.monotonic()
+    run, test = prepare(config)
+    state = fit(run)
+    checkpoint.load_best(run.checkpoint_dir, run.model)
+    # Round to the dtype the artifacts store, so the test metrics are those of the shipped weights.
+    run.model.to(runtime.DTYPES[config.save_dtype])
+    metrics, predictions = evaluate_test(run, test)
+    log.info("test: accuracy %.4f, ROC-AUC %.4f, macro F1 %.4f", metrics["accuracy"], metrics["roc_auc"],
+             metrics["macro"]["f1"])
+    return write_artifacts(run, state, metrics, predictions, time.monotonic() - started)

@@ -1,0 +1,184 @@
+"""Gradio Blocks: the predict, evaluation and error-explorer tabs, wired to the library's functions."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+
+from sentiment import dashboard
+from sentiment.artifacts import load_evaluation
+from sentiment.data import texts_by_key
+from sentiment.errors import SentimentError
+from sentiment.explain import Explainer, Explanation
+from sentiment.predict import MAX_TEXT_CHARS, Predictor
+
+log = logging.getLogger(__name__)
+
+# Written for this app; not taken from IMDB.
+EXAMPLES = [
+    "A warm, funny and beautifully acted film. The script never talks down to its audience and the last twenty "
+    "minutes had the whole theatre cheering.",
+    "Two hours I will never get back. The plot makes no sense, the dialogue is wooden and even the usually "
+    "reliable lead looks bored.",
+    "The first half is slow and the effects look cheap, but the ending is so moving that I forgave it everything.",
+    "I wanted to love this. Great cast, great premise, gorgeous score... and a story that goes absolutely nowhere.",
+]
+DATA_HINT = ("Review texts are not shipped with the app. To read them here, start it with `--data PATH` "
+             "(or set `SENTIMENT_DATA`) pointing at a local IMDB copy, such as a folder with test.parquet, an "
+             "aclImdb folder or aclImdb_v1.tar.gz, or `--data imdb` where the Hugging Face hub is reachable.")
+
+
+@dataclass
+class Services:
+    """Everything heavy, loaded once at start and shared by all requests."""
+
+    predictor: Predictor
+    explainer: Explainer
+    evaluation: dict
+    texts: dict[str, str] | None
+    data_message: str
+
+    @classmethod
+    def load(cls, artifacts: str | Path, data: str | None = None, ig_steps: int = 16) -> Services:
+        predictor = Predictor.from_artifacts(artifacts)
+        texts, message = None, DATA_HINT
+        if data:
+            try:
+                texts = texts_by_key(data)
+                message = f"Review texts joined from `{data}` ({len(texts):,} test reviews)."
+            except SentimentError as err:
+                log.warning("error explorer without texts: %s", err)
+                message = f"Could not read review texts from `{data}`: {err}\n\n{DATA_HINT}"
+        return cls(predictor, Explainer(predictor, n_steps=ig_steps), load_evaluation(artifacts), texts, message)
+
+
+def _explanation_outputs(explanation: Explanation) -> tuple[list, pd.DataFrame, str]:
+    """HighlightedText value (scores scaled to [-1, 1]), the top-words table and a note on the explanation."""
+    peak = max((abs(s) for _, s in explanation.words), default=0.0) or 1.0
+    highlighted = [(text, None if score is None else round(score / peak, 4)) for text, score in explanation.segments]
+    for_positive, for_negative = explanation.top_words(8)
+    rows = [("positive", w, round(s, 4)) for w, s in for_positive] + [("negative", w, round(s, 4))
+                                                                         for w, s in for_negative]
+    table = pd.DataFrame(rows, columns=["pushes toward", "word", "attribution"])
+    note = (f"Integrated gradients over the input embeddings; attributions add up to the change of the logit margin "
+            f"from an all-[PAD] baseline ({explanation.margin_change:+.3f}). Convergence delta "
+            f"{explanation.delta:+.4f} ({explanation.relative_delta:.1%} of that change; under ~5% is a faithful "
+            f"approximation, more steps lower it).")
+    if explanation.truncated:
+        note += (f"\n\n**This review is longer than the model's window:** it has {explanation.n_tokens} word pieces "
+                 f"and the model saw {explanation.n_seen} of them (the start and the end). Uncoloured words in the "
+                 f"middle were not seen.")
+    return highlighted, table, note
+
+
+class Handlers:
+    """The functions the UI calls; user errors become gr.Error messages, never tracebacks."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def predict(self, text: str) -> dict[str, float]:
+        try:
+            return self.services.predictor.predict(text)["probabilities"]
+        except SentimentError as err:
+            raise gr.Error(str(err)) from None
+
+    def explain(self, text: str, steps: int | None = None) -> tuple[list, pd.DataFrame, str]:
+        try:
+            return _explanation_outputs(self.services.explainer.explain(text, n_steps=int(steps) if steps else None))
+        except SentimentError as err:
+            raise gr.Error(str(err)) from None
+
+    def errors(self, min_confidence: float, true_label: str, min_tokens: float | None,
+               max_tokens: float | None) -> pd.DataFrame:
+        try:
+            return dashboard.errors_table(self.services.evaluation["predictions"], self.services.texts,
+                                          min_confidence, true_label, min_tokens, max_tokens)
+        except SentimentError as err:
+            raise gr.Error(str(err)) from None
+
+    def explain_error(self, table: pd.DataFrame, event: gr.SelectData) -> tuple[list, pd.DataFrame, str]:
+        row = event.index[0] if isinstance(event.index, (list, tuple)) else event.index
+        key = str(table.iloc[row]["key"])
+        text = (self.services.texts or {}).get(key)
+        if text is None:
+            raise gr.Error(f"The text of review {key} is not available. {DATA_HINT}")
+        return self.explain(text)
+
+
+def _predict_tab(handlers: Handlers, ig_steps: int) -> None:
+    with gr.Row():
+        with gr.Column(scale=3):
+            text = gr.Textbox(label="Movie review", lines=6, max_length=MAX_TEXT_CHARS,
+                              placeholder="Type or paste a review in English...")
+            with gr.Row():
+                analyze = gr.Button("Analyze", variant="primary")
+                steps = gr.Slider(4, 64, value=ig_steps, step=4, label="Integrated-gradients steps")
+            gr.Examples(EXAMPLES, inputs=text)
+        with gr.Column(scale=2):
+            label = gr.Label(label="Sentiment", num_top_classes=2)
+    highlighted = gr.HighlightedText(label="Words that drove the prediction (green: positive, red: negative)",
+                                     show_legend=True, combine_adjacent=False)
+    with gr.Row():
+        top = gr.Dataframe(label="Top words", interactive=False)
+        note = gr.Markdown()
+    event = analyze.click(handlers.predict, text, label, concurrency_limit=2, concurrency_id="predict",
+                          api_name="predict")
+    event.then(handlers.explain, [text, steps], [highlighted, top, note], concurrency_limit=1,
+               concurrency_id="explain", api_name="explain")
+
+
+def _evaluation_tab(evaluation: dict) -> None:
+    metrics, history = evaluation["metrics"], evaluation["history"]
+    gr.Markdown(dashboard.model_card_markdown(evaluation))
+    with gr.Row():
+        gr.Plot(dashboard.confusion_matrix_figure(metrics, normalize=False), label="Confusion matrix (counts)")
+        gr.Plot(dashboard.confusion_matrix_figure(metrics, normalize=True), label="Confusion matrix (rates)")
+    with gr.Row():
+        gr.Plot(dashboard.roc_figure(metrics), label="ROC curve")
+        gr.Plot(dashboard.pr_figure(metrics), label="Precision-recall curve")
+    gr.Dataframe(dashboard.per_class_table(metrics), label="Per-class metrics", interactive=False)
+    with gr.Row():
+        gr.Plot(dashboard.training_curves_figure(history), label="Training curves")
+        gr.Plot(dashboard.reliability_figure(metrics), label="Reliability diagram")
+
+
+def _errors_tab(handlers: Handlers) -> None:
+    gr.Markdown("The test reviews the model got wrong, most confident mistakes first. Select a row to see which "
+                "words drove the prediction.\n\n" + handlers.services.data_message)
+    with gr.Row():
+        min_confidence = gr.Slider(0.5, 1.0, value=0.5, step=0.01, label="Minimum confidence of the mistake")
+        true_label = gr.Radio(list(dashboard.TRUE_LABEL_CHOICES), value="all", label="True label")
+        min_tokens = gr.Number(value=None, label="Minimum length (tokens)", precision=0)
+        max_tokens = gr.Number(value=None, label="Maximum length (tokens)", precision=0)
+    filters = [min_confidence, true_label, min_tokens, max_tokens]
+    table = gr.Dataframe(handlers.errors(0.5, "all", None, None), label="Misclassified test reviews",
+                         interactive=False, max_height=420, show_search="search")
+    for control in filters:
+        control.change(handlers.errors, filters, table, concurrency_limit=2, concurrency_id="predict")
+    highlighted = gr.HighlightedText(label="Selected review", show_legend=True)
+    with gr.Row():
+        top = gr.Dataframe(label="Top words", interactive=False)
+        note = gr.Markdown()
+    table.select(handlers.explain_error, table, [highlighted, top, note], concurrency_limit=1,
+                 concurrency_id="explain")
+
+
+def build_app(services: Services, ig_steps: int = 16) -> gr.Blocks:
+    handlers = Handlers(services)
+    with gr.Blocks(title="Movie review sentiment", analytics_enabled=False) as app:
+        gr.Markdown("# Movie review sentiment\nA BERT-family model fine-tuned on the IMDB movie reviews: what it "
+                    "predicts, why, and where it goes wrong.")
+        with gr.Tab("Predict"):
+            _predict_tab(handlers, ig_steps)
+        with gr.Tab("Evaluation"):
+            _evaluation_tab(services.evaluation)
+        with gr.Tab("Error explorer"):
+            _errors_tab(handlers)
+    # Two vCPUs: torch already uses both cores per request, so more parallel work only adds latency.
+    app.queue(max_size=64, default_concurrency_limit=1)
+    return app
