@@ -21,9 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config = from_namespace(args, TrainConfig)
-        from sentiment.training import train  # heavy imports only after the flags are valid
+        from sentiment.training import add_fairness, train  # heavy imports only after the flags are valid
 
-        output_dir = train(config)
+        output_dir = add_fairness(config) if config.fairness_only else train(config)
     except SentimentError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

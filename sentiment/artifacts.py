@@ -23,6 +23,7 @@ TRAINING_CONFIG = "training_config.json"
 HISTORY = "history.json"
 METRICS = "metrics.json"
 PREDICTIONS = "test_predictions.parquet"
+FAIRNESS = "fairness.json"
 FORMAT_VERSION = 1
 
 
@@ -116,6 +117,19 @@ def save_atomically(output_dir: str | Path, write: Callable[[Path], None]) -> Pa
     return output_dir
 
 
+def update_atomically(folder: str | Path, write: Callable[[Path], None]) -> Path:
+    """Add or replace files of a complete artifacts folder: a verified copy is changed, then swapped in."""
+    verify_manifest(folder)
+
+    def copy_then_write(tmp: Path) -> None:
+        for path in Path(folder).iterdir():
+            if path.is_file() and path.name != MANIFEST:
+                shutil.copy2(path, tmp / path.name)
+        write(tmp)
+
+    return save_atomically(folder, copy_then_write)
+
+
 def load_evaluation(folder: str | Path) -> dict[str, Any]:
     """Training config, history, metrics and test predictions of an artifacts folder."""
     folder = Path(folder)
@@ -124,4 +138,5 @@ def load_evaluation(folder: str | Path) -> dict[str, Any]:
         "history": read_json(folder / HISTORY),
         "metrics": read_json(folder / METRICS),
         "predictions": pd.read_parquet(folder / PREDICTIONS),
+        "fairness": read_json(folder / FAIRNESS) if (folder / FAIRNESS).is_file() else None,
     }

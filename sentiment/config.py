@@ -59,6 +59,9 @@ class TrainConfig:
     num_threads: int | None = _opt(None, "CPU threads (default: all visible cores)")
     checkpoint_minutes: float = _opt(10.0, "also checkpoint within an epoch every this many minutes")
     save_dtype: str = _opt("fp16", "dtype of the saved weights: fp16, bf16 or fp32")
+    fairness: bool = _opt(True, "after the test evaluation, run the identity-term fairness probe (fairness.json)")
+    fairness_max_reviews: int = _opt(300, "test reviews probed per identity category")
+    fairness_only: bool = _opt(False, "do not train: add the fairness probe to the model already in --output-dir")
     progress: bool = _opt(True, "show progress bars")
 
     def __post_init__(self) -> None:
@@ -73,7 +76,7 @@ class TrainConfig:
             raise bad("max_length", f"must be at least 8, not {self.max_length}")
         if not 0.0 <= self.head_ratio <= 1.0:
             raise bad("head_ratio", f"must be between 0 and 1, not {self.head_ratio}")
-        for name in ("epochs", "batch_size", "pad_to_multiple_of", "eval_tokens_per_batch"):
+        for name in ("epochs", "batch_size", "pad_to_multiple_of", "eval_tokens_per_batch", "fairness_max_reviews"):
             if getattr(self, name) < 1:
                 raise bad(name, f"must be at least 1, not {getattr(self, name)}")
         for name in ("max_train_samples", "max_eval_samples", "max_steps", "num_threads"):

@@ -17,20 +17,23 @@ from transformers import PreTrainedModel, get_linear_schedule_with_warmup
 
 from sentiment import checkpoint, runtime
 from sentiment.artifacts import (
+    FAIRNESS,
     HISTORY,
     METRICS,
     PREDICTIONS,
     TRAINING_CONFIG,
     check_writable,
     save_atomically,
+    update_atomically,
     write_json,
 )
 from sentiment.checkpoint import TrainState
 from sentiment.config import TrainConfig
 from sentiment.data import load_splits, review_key
 from sentiment.evaluation import compute_metrics
+from sentiment.fairness import fairness_report
 from sentiment.modeling import load_base_classifier, load_tokenizer, resolve_model
-from sentiment.predict import batched_probs
+from sentiment.predict import Predictor, batched_probs
 from sentiment.text import Encoder, length_grouped_batches, pad_batch
 
 log = logging.getLogger(__name__)
@@ -44,13 +47,15 @@ class EncodedSplit:
     labels: np.ndarray
     keys: list[str]
     full_lengths: np.ndarray
+    texts: list[str]
 
     @classmethod
     def build(cls, frame: pd.DataFrame, encoder: Encoder) -> EncodedSplit:
         texts = frame["text"].tolist()
         full = encoder.tokenizer(texts, add_special_tokens=True, return_length=True, return_attention_mask=False,
                                  verbose=False)["length"]
-        return cls(encoder.encode(texts), frame["labels"].to_numpy(), [review_key(t) for t in texts], np.asarray(full))
+        return cls(encoder.encode(texts), frame["labels"].to_numpy(), [review_key(t) for t in texts], np.asarray(full),
+                   texts)
 
 
 @dataclass
@@ -198,10 +203,8 @@ def fit(run: Run) -> TrainState:
     return state
 
 
-def evaluate_test(run: Run, test: EncodedSplit) -> tuple[dict, pd.DataFrame]:
+def evaluate_test(run: Run, test: EncodedSplit) -> tuple[dict, pd.DataFrame, Predictor]:
     """Metrics and per-review predictions on the test split, computed exactly as the app will serve them."""
-    from sentiment.predict import Predictor
-
     predictor = Predictor(run.model, run.encoder, device=run.device, precision=run.config.precision,
                           tokens_per_batch=run.config.eval_tokens_per_batch)
     probs = predictor.predict_encoded(test.input_ids, progress=run.config.progress)[:, 1]
@@ -209,12 +212,33 @@ def evaluate_test(run: Run, test: EncodedSplit) -> tuple[dict, pd.DataFrame]:
         "key": test.keys, "labels": test.labels.astype(np.int8), "prob_positive": probs.astype(np.float32),
         "predicted": (probs >= 0.5).astype(np.int8), "n_tokens": test.full_lengths.astype(np.int32),
         "truncated": test.full_lengths > run.config.max_length})
-    return compute_metrics(test.labels, probs), predictions
+    return compute_metrics(test.labels, probs), predictions, predictor
 
 
-def write_artifacts(run: Run, state: TrainState, metrics: dict, predictions: pd.DataFrame, seconds: float) -> Path:
+def probe_fairness(predictor: Predictor, test: EncodedSplit, config: TrainConfig) -> dict:
+    log.info("fairness probe: template suite and up to %d test reviews per category", config.fairness_max_reviews)
+    return fairness_report(lambda texts: predictor.predict_proba(texts)[:, 1], test.texts, test.keys,
+                           config.fairness_max_reviews, seed=config.seed)
+
+
+def add_fairness(config: TrainConfig) -> Path:
+    """--fairness-only: probe the model already in --output-dir and add fairness.json to its artifacts."""
+    runtime.set_threads(config.num_threads)
+    predictor = Predictor.from_artifacts(config.output_dir, device=config.device, precision=config.precision)
+    splits = load_splits(config.data, test_data=config.test_data, text_column=config.text_column,
+                         label_column=config.label_column, label_map=config.label_map,
+                         validation_split=config.validation_split, max_eval_samples=config.max_eval_samples,
+                         seed=config.seed)
+    texts = splits.test["text"].tolist()
+    test = EncodedSplit([], splits.test["labels"].to_numpy(), [review_key(t) for t in texts], np.zeros(0), texts)
+    report = probe_fairness(predictor, test, config)
+    return update_atomically(config.output_dir, lambda folder: write_json(folder / FAIRNESS, report))
+
+
+def write_artifacts(run: Run, state: TrainState, metrics: dict, predictions: pd.DataFrame, fairness: dict | None,
+                    seconds: float) -> Path:
     config = run.config
-    resolved = {"config": config.to_dict(), "base_model": resolve_model(config.model),
+    resolved = {"config": config.to_dict(), "base_model": config.model,
                 "runtime": runtime.describe(run.device, run.precision), "wall_seconds": seconds,
                 "sizes": {"train": len(run.train.labels), "validation": len(run.validation.labels),
                           "test": len(predictions)}}
@@ -226,6 +250,8 @@ def write_artifacts(run: Run, state: TrainState, metrics: dict, predictions: pd.
         write_json(folder / HISTORY, {"epochs": state.history, "best_epoch": state.best_epoch})
         write_json(folder / METRICS, metrics)
         predictions.to_parquet(folder / PREDICTIONS, index=False)
+        if fairness is not None:
+            write_json(folder / FAIRNESS, fairness)
 
     return save_atomically(config.output_dir, write)
 
@@ -238,7 +264,8 @@ def train(config: TrainConfig) -> Path:
     checkpoint.load_best(run.checkpoint_dir, run.model)
     # Round to the dtype the artifacts store, so the test metrics are those of the shipped weights.
     run.model.to(runtime.DTYPES[config.save_dtype])
-    metrics, predictions = evaluate_test(run, test)
+    metrics, predictions, predictor = evaluate_test(run, test)
     log.info("test: accuracy %.4f, ROC-AUC %.4f, macro F1 %.4f", metrics["accuracy"], metrics["roc_auc"],
              metrics["macro"]["f1"])
-    return write_artifacts(run, state, metrics, predictions, time.monotonic() - started)
+    fairness = probe_fairness(predictor, test, config) if config.fairness else None
+    return write_artifacts(run, state, metrics, predictions, fairness, time.monotonic() - started)

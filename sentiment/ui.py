@@ -9,7 +9,7 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from sentiment import dashboard
+from sentiment import dashboard, fairness, fairness_plots
 from sentiment.artifacts import load_evaluation
 from sentiment.data import texts_by_key
 from sentiment.errors import SentimentError
@@ -93,6 +93,25 @@ class Handlers:
         except SentimentError as err:
             raise gr.Error(str(err)) from None
 
+    def fairness(self, text: str) -> tuple[pd.DataFrame, object, str]:
+        """Variants of the typed review with its identity terms swapped, and how much each moves P(positive)."""
+        try:
+            found = fairness.find_terms(text)
+            variants = fairness.variants(text)
+            probs = self.services.predictor.predict_proba([text] + [v.text for v in variants])[:, 1]
+        except SentimentError as err:
+            raise gr.Error(str(err)) from None
+        rows = [(v.category, v.group, v.text, float(p)) for v, p in zip(variants, probs[1:], strict=True)]
+        table = fairness_plots.variants_table(float(probs[0]), rows)
+        if not variants:
+            return table, None, (f"P(positive) of your review: {probs[0]:.4f}. No identity terms found "
+                                 f"(pronouns, gendered nouns, first names, religions, nationalities, orientations, "
+                                 f"age or disability words), so there is nothing to swap.")
+        terms = "; ".join(f"{name}: {len(words)}" for name, words in found.items())
+        note = (f"P(positive) of your review: {probs[0]:.4f}. Identity terms found ({terms}); each variant swaps "
+                f"every term of one category to one group. Largest shift: {table['shift'].abs().max():.4f}.")
+        return table, fairness_plots.variants_figure(table), note
+
     def errors(self, min_confidence: float, true_label: str, min_tokens: float | None,
                max_tokens: float | None) -> pd.DataFrame:
         try:
@@ -168,6 +187,40 @@ def _errors_tab(handlers: Handlers) -> None:
                  concurrency_id="explain")
 
 
+FAIRNESS_EXAMPLE = ("He is a brilliant actor and his wife steals every scene; John and his Muslim friends in the "
+                    "film feel like real people.")
+
+
+def _fairness_tab(handlers: Handlers) -> None:
+    gr.Markdown("Does the prediction change when only a person's identity changes? Type a review: each identity "
+                "term is swapped within its category (gender, first names, religion, nationality, sexual "
+                "orientation, age, disability) and every variant is scored. See `docs/fairness.md` for the method "
+                "and what such a probe can and cannot show.")
+    text = gr.Textbox(label="Review", lines=4, value=FAIRNESS_EXAMPLE, max_length=MAX_TEXT_CHARS)
+    probe = gr.Button("Probe", variant="primary")
+    note = gr.Markdown()
+    plot = gr.Plot(label="Shift per variant")
+    table = gr.Dataframe(label="Variants", interactive=False, wrap=True)
+    probe.click(handlers.fairness, text, [table, plot, note], concurrency_limit=2, concurrency_id="predict",
+                api_name="fairness")
+    report = handlers.services.evaluation.get("fairness")
+    if report is None:
+        gr.Markdown("The shipped artifacts hold no fairness report; add one with "
+                    "`python train.py --fairness-only --data PATH`.")
+        return
+    suite = report["suite"]
+    gr.Markdown(f"### Template suite of the shipped model\n{suite['templates']} sentence templates written for "
+                f"this project (neutral, positive and negative), crossed with each group's terms. A gap is flagged "
+                f"when it is significant (paired Wilcoxon test across templates, Bonferroni-corrected, p < "
+                f"{suite['alpha']}) and at least {suite['threshold']:.2f} in P(positive): a shift a reader would "
+                f"notice for the same sentence.")
+    gr.Plot(fairness_plots.suite_figure(suite), label="Template suite")
+    gr.Dataframe(fairness_plots.gaps_table(suite), label="Largest gap per category", interactive=False)
+    gr.Markdown("### Test-set probe of the shipped model\nTest reviews that mention identity terms, swapped within "
+                "their category; 95% bootstrap intervals over reviews.")
+    gr.Dataframe(fairness_plots.probe_table(report["probe"]), label="Test-set probe", interactive=False)
+
+
 def build_app(services: Services, ig_steps: int = 16) -> gr.Blocks:
     handlers = Handlers(services)
     with gr.Blocks(title="Movie review sentiment", analytics_enabled=False) as app:
@@ -179,6 +232,8 @@ def build_app(services: Services, ig_steps: int = 16) -> gr.Blocks:
             _evaluation_tab(services.evaluation)
         with gr.Tab("Error explorer"):
             _errors_tab(handlers)
+        with gr.Tab("Fairness"):
+            _fairness_tab(handlers)
     # Two vCPUs: torch already uses both cores per request, so more parallel work only adds latency.
     app.queue(max_size=64, default_concurrency_limit=1)
     return app
