@@ -51,9 +51,11 @@ def save(folder: Path, config: dict, state: TrainState, model: torch.nn.Module, 
     _atomic_save({"config": {k: config[k] for k in RESUME_KEYS}, "state": asdict(state),
                   "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                   "scheduler": scheduler.state_dict(),
-                  "torch_rng": torch.get_rng_state()},
+                  "torch_rng": torch.get_rng_state(),
+                  "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
                  folder / CHECKPOINT)
-    log.info("checkpoint: epoch %d, step %d -> %s", state.epoch + 1, state.step_in_epoch, folder / CHECKPOINT)
+    log.info("checkpoint after %d epochs and %d steps of the next -> %s", state.epoch, state.step_in_epoch,
+             folder / CHECKPOINT)
 
 
 def save_best(folder: Path, model: torch.nn.Module) -> None:
@@ -83,6 +85,8 @@ def restore(folder: Path, config: dict, model: torch.nn.Module, optimizer: torch
     scheduler.load_state_dict(payload["scheduler"])
     # Batch order comes from explicit seeds; only dropout draws from the global generator.
     torch.set_rng_state(payload["torch_rng"])
+    if payload.get("cuda_rng") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(payload["cuda_rng"])
     state = TrainState(**payload["state"])
     log.info("resumed from %s: epoch %d, step %d", path, state.epoch + 1, state.step_in_epoch)
     return state

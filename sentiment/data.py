@@ -212,7 +212,8 @@ def load_splits(data: str, *, test_data: str | None = None, text_column: str = "
         _require_both_classes(frame, f"{source} [{split}]")
     train, validation = train_test_split(frames["train"], test_size=validation_split, random_state=seed,
                                          stratify=frames["train"]["labels"])
-    splits = Splits(train=_sample(train, max_train_samples, seed), validation=_sample(validation, max_eval_samples, seed),
+    splits = Splits(train=_sample(train, max_train_samples, seed),
+                    validation=_sample(validation, max_eval_samples, seed),
                     test=_sample(frames["test"], max_eval_samples, seed))
     log.info("data %s: %d train, %d validation, %d test reviews", source, len(splits.train), len(splits.validation),
              len(splits.test))

@@ -21,7 +21,8 @@ class Category:
 CATEGORIES: tuple[Category, ...] = (
     Category(
         "gender", ("male", "female"),
-        (("he", "she"), ("him", "her"), ("his", "her"), ("his", "hers"), ("himself", "herself"), ("man", "woman"), ("men", "women"),
+        (("he", "she"), ("him", "her"), ("his", "her"), ("his", "hers"), ("himself", "herself"), ("man", "woman"),
+         ("men", "women"),
          ("boy", "girl"), ("boys", "girls"), ("father", "mother"), ("fathers", "mothers"), ("dad", "mom"),
          ("son", "daughter"), ("sons", "daughters"), ("brother", "sister"), ("brothers", "sisters"),
          ("husband", "wife"), ("husbands", "wives"), ("boyfriend", "girlfriend"), ("uncle", "aunt"),
@@ -38,8 +39,10 @@ CATEGORIES: tuple[Category, ...] = (
         "race/ethnicity (first names)",
         ("European-American", "African-American", "Hispanic", "East Asian", "South Asian", "Arab"),
         (("Greg", "Jamal", "Carlos", "Wei", "Rahul", "Omar"), ("Brad", "Darnell", "Jose", "Hiroshi", "Vikram", "Ahmed"),
-         ("Emily", "Lakisha", "Maria", "Mei", "Priya", "Fatima"), ("Allison", "Aisha", "Lucia", "Yuki", "Anjali", "Layla"),
-         ("Todd", "Tyrone", "Diego", "Jin", "Arjun", "Khalid"), ("Claire", "Keisha", "Rosa", "Hana", "Deepa", "Yasmin")),
+         ("Emily", "Lakisha", "Maria", "Mei", "Priya", "Fatima"),
+         ("Allison", "Aisha", "Lucia", "Yuki", "Anjali", "Layla"),
+         ("Todd", "Tyrone", "Diego", "Jin", "Arjun", "Khalid"),
+         ("Claire", "Keisha", "Rosa", "Hana", "Deepa", "Yasmin")),
         ("Greg", "Jamal", "Carlos", "Wei", "Rahul", "Omar")),
     Category(
         "religion", ("Christian", "Muslim", "Jewish", "Hindu", "Buddhist", "atheist"),

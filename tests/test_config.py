@@ -1,0 +1,78 @@
+"""TrainConfig validation names the offending flag; train.py's flags and --help come from the dataclass."""
+
+from __future__ import annotations
+
+import pytest
+
+import train
+from sentiment.config import TrainConfig
+from sentiment.errors import SentimentError
+
+BAD_VALUES = [
+    ("truncation", "middle", "--truncation"),
+    ("validation_split", 0.0, "--validation-split"),
+    ("validation_split", 0.5, "--validation-split"),
+    ("max_length", 4, "--max-length"),
+    ("head_ratio", 1.5, "--head-ratio"),
+    ("epochs", 0, "--epochs"),
+    ("batch_size", 0, "--batch-size"),
+    ("pad_to_multiple_of", 0, "--pad-to-multiple-of"),
+    ("eval_tokens_per_batch", 0, "--eval-tokens-per-batch"),
+    ("max_train_samples", 0, "--max-train-samples"),
+    ("max_eval_samples", -3, "--max-eval-samples"),
+    ("max_steps", 0, "--max-steps"),
+    ("num_threads", 0, "--num-threads"),
+    ("learning_rate", 0.0, "--learning-rate"),
+    ("warmup_ratio", 1.0, "--warmup-ratio"),
+    ("attention_dropout", -0.1, "--attention-dropout"),
+    ("save_dtype", "int8", "--save-dtype"),
+    ("fairness_max_reviews", 0, "--fairness-max-reviews"),
+]
+
+
+@pytest.mark.parametrize(("field", "value", "flag"), BAD_VALUES, ids=[f"{f}={v}" for f, v, _ in BAD_VALUES])
+def test_invalid_value_names_its_flag(field, value, flag):
+    with pytest.raises(SentimentError, match=f"^{flag}:"):
+        TrainConfig(**{field: value})
+
+
+def test_defaults_are_valid_and_round_trip_through_to_dict():
+    config = TrainConfig()
+    assert TrainConfig(**config.to_dict()) == config
+    assert config.truncation == "head+tail"
+
+
+@pytest.mark.parametrize(("argv", "flag"), [
+    (["--truncation", "middle"], "--truncation"),
+    (["--epochs", "0"], "--epochs"),
+    (["--data", "no-such-folder", "--label-map", "bad:0"], "--label-map"),
+])
+def test_main_reports_a_bad_flag_as_one_error_line(argv, flag, capsys, tmp_path):
+    outputs = ["--output-dir", str(tmp_path / "artifacts"), "--checkpoint-dir", str(tmp_path / "checkpoints")]
+    assert train.main([*argv, *outputs]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"error: {flag}")
+
+
+def test_help_lists_every_flag_with_its_default(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for flag in ("--data", "--model", "--truncation", "--head-ratio", "--resume", "--no-progress", "--max-steps"):
+        assert flag in out
+    assert "(default: head+tail)" in out
+
+
+def test_flags_parse_into_typed_fields():
+    import argparse
+
+    from sentiment.config import add_arguments, from_namespace
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    config = from_namespace(parser.parse_args(["--epochs", "2", "--learning-rate", "3e-5", "--no-progress",
+                                               "--max-steps", "7", "--test-data", "t.csv"]))
+    assert (config.epochs, config.learning_rate, config.progress, config.max_steps, config.test_data) == \
+        (2, 3e-5, False, 7, "t.csv")
+    assert config.max_train_samples is None
