@@ -37,7 +37,8 @@ def main(argv: list[str] | None = None) -> None:
 
     runtime.set_threads(None)
     app = build_app(Services.load(args.artifacts, args.data, args.ig_steps), ig_steps=args.ig_steps)
-    app.launch(server_name=args.host, server_port=args.port, show_error=True)
+    # run_history off: Gradio 6 would otherwise keep every submitted review in the visitor's browser storage.
+    app.launch(server_name=args.host, server_port=args.port, show_error=True, run_history=False)
 
 
 if __name__ == "__main__":

@@ -227,10 +227,17 @@ def _stratify(frame: pd.DataFrame, source: str) -> pd.Series:
 
 
 def texts_by_key(data: str, split: str = "test") -> dict[str, str]:
-    """Review texts of one split keyed by `review_key`, to join onto keyed predictions (which hold no text)."""
-    raw, source = load_raw(data)
-    if split not in raw:
-        raise SentimentError(f"{source}: has no {split} split")
-    frame = raw[split]
+    """Review texts of one split keyed by `review_key`, to join onto keyed predictions (which hold no text).
+
+    A folder needs only that split's file: the app serves test texts without the training data."""
+    path = Path(data).expanduser()
+    files = [path / f"{split}{suffix}" for suffix in FILE_SUFFIXES if (path / f"{split}{suffix}").is_file()]
+    if path.is_dir() and files:
+        frame = read_table(files[0])
+    else:
+        raw, source = load_raw(data)
+        if split not in raw:
+            raise SentimentError(f"{source}: has no {split} split")
+        frame = raw[split]
     column = "text" if "text" in frame.columns else frame.columns[0]
     return {review_key(t): t for t in frame[column].astype(str)}

@@ -33,8 +33,13 @@ class Explanation:
         return abs(self.delta) / max(abs(self.margin_change), 1e-6)
 
     def top_words(self, k: int = 8) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
-        """The k words pushing most toward positive and toward negative (by summed attribution)."""
-        ranked = sorted(self.words, key=lambda w: w[1])
+        """The k words pushing most toward positive and toward negative: attributions summed over every
+        occurrence of a word (case-insensitive); punctuation left out."""
+        totals: dict[str, float] = {}
+        for word, score in self.words:
+            if any(ch.isalnum() for ch in word):
+                totals[word.lower()] = totals.get(word.lower(), 0.0) + score
+        ranked = sorted(totals.items(), key=lambda w: w[1])
         return [w for w in reversed(ranked) if w[1] > 0][:k], [w for w in ranked if w[1] < 0][:k]
 
 

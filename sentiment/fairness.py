@@ -12,7 +12,10 @@ from scipy import stats
 
 from sentiment.lexicon import BY_NAME, CATEGORIES, OBJECT_FOLLOWERS, TARGET_ONLY, Category
 
-WORD = re.compile(r"[A-Za-z]+(?:-[A-Za-z]+)*")
+# Not next to any other letter or combining accent, no backtracking: "Tomás", "Weiß" and "Mary-Hélène" hold no term.
+WORD = re.compile(r"(?<![^\W\d_]|[\u0300-\u036f])(?>[A-Za-z]+(?:-[A-Za-z]+)*)(?![^\W\d_]|[\u0300-\u036f])")
+NEXT_WORD = re.compile(r"\s*([A-Za-z]+)")
+ARTICLE = re.compile(r"\b(an?|An?|AN?) $")
 GAP_THRESHOLD = 0.05  # 5 points of P(positive) for the same sentence: large enough for a reader to notice
 ALPHA = 0.05
 
@@ -44,17 +47,30 @@ def _index(category: Category) -> dict[str, list[tuple[int, int]]]:
 INDEX = {c.name: _index(c) for c in CATEGORIES}
 
 
-def _match_case(source: str, replacement: str) -> str:
+def _match_case(source: str, replacement: str, lexicon_form: str, starts_sentence: bool) -> str:
+    """Case `replacement` as `source` departs from its lexicon spelling: "He" -> "She", "HE" -> "SHE", "john" -> "mary";
+    a proper noun mid-sentence gives the target's own spelling ("a Christian" -> "a atheist", not "a Atheist"), so
+    that swapping back gives the text back."""
     if len(source) > 1 and source.isupper():
         return replacement.upper()
-    if source[0].isupper():
+    if source[0].isupper() and (lexicon_form[0].islower() or starts_sentence):
         return replacement[0].upper() + replacement[1:]
+    if source.islower() and not lexicon_form.islower():
+        return replacement.lower()
     return replacement
+
+
+def _starts_sentence(text: str, start: int) -> bool:
+    """Whether only whitespace, opening quotes or brackets stand between `start` and the last . ! ? or the start."""
+    i = start - 1
+    while i >= 0 and (text[i].isspace() or text[i] in "\"'([\u201c\u2018"):
+        i -= 1
+    return i < 0 or text[i] in ".!?"
 
 
 def _next_word(text: str, end: int) -> str | None:
     """The word right after position `end`, or None when punctuation or the end comes first."""
-    match = re.match(r"\s*([A-Za-z]+)", text[end:])
+    match = NEXT_WORD.match(text, end)
     return match.group(1).lower() if match else None
 
 
@@ -65,18 +81,33 @@ def _replacement(word: str, text: str, end: int, category: Category, target: int
     entries = INDEX[category.name][key]
     if any(group == target for group, _ in entries):
         return None
+    group, slot = entries[0]
+    lexicon_form, starts_sentence = category.slots[slot][group], _starts_sentence(text, end - len(word))
     if category.name == "gender":
         following = _next_word(text, end)
         is_determiner = following is not None and following not in OBJECT_FOLLOWERS
         if key == "her":  # "her film" -> "his film", "saw her." -> "saw him."
-            return _match_case(word, "his" if is_determiner else "him")
+            return _match_case(word, "his" if is_determiner else "him", lexicon_form, starts_sentence)
         if key == "his" and not is_determiner:  # "the choice was his" -> "hers"
-            return _match_case(word, "hers")
+            return _match_case(word, "hers", lexicon_form, starts_sentence)
         if key == "hers":
-            return _match_case(word, "his")
-    group, slot = entries[0]
+            return _match_case(word, "his", lexicon_form, starts_sentence)
     replacement = category.slots[slot][target]
-    return None if replacement is None else _match_case(word, replacement)
+    return None if replacement is None else _match_case(word, replacement, lexicon_form, starts_sentence)
+
+
+def _fix_article(before: str, replacement: str) -> str:
+    """'a' or 'an' right before a swapped word, to suit its first letter ("a Muslim" -> "an atheist")."""
+    article = ARTICLE.search(before)
+    if article is None:
+        return before
+    wanted = "an" if replacement[0].lower() in "aeiou" else "a"
+    written = article.group(1)
+    if written.isupper() and len(written) > 1 or written == "A" and wanted == "an" and replacement.isupper():
+        wanted = wanted.upper()
+    elif written[0].isupper():
+        wanted = wanted.capitalize()
+    return before[:article.start(1)] + wanted + " "
 
 
 def perturb(text: str, category: str | Category, target: int) -> str:
@@ -86,7 +117,7 @@ def perturb(text: str, category: str | Category, target: int) -> str:
     for match in WORD.finditer(text):
         replacement = _replacement(match.group(), text, match.end(), category, target)
         if replacement is not None:
-            pieces.extend([text[cursor:match.start()], replacement])
+            pieces.extend([_fix_article(text[cursor:match.start()], replacement), replacement])
             cursor = match.end()
     pieces.append(text[cursor:])
     return "".join(pieces)
@@ -205,7 +236,7 @@ def probe_reviews(score: ScoreFn, texts: Sequence[str], keys: Sequence[str], max
             picked = rng.permutation(len(options))[:max_targets]
             jobs.extend((i, options[k][0], options[k][1]) for k in sorted(picked.tolist()))
         if not jobs:
-            report["categories"][category.name] = {"reviews": 0, "variants": 0}
+            report["categories"][category.name] = {"mentioning": len(candidates), "reviews": 0, "variants": 0}
             continue
         report["categories"][category.name] = _probe_category(score, texts, keys, category, chosen, jobs,
                                                               len(candidates))
@@ -222,14 +253,15 @@ def _probe_category(score: ScoreFn, texts: Sequence[str], keys: Sequence[str], c
     for row, (i, _, _) in enumerate(jobs):
         by_review.setdefault(i, []).append(row)
     review_flip = [flips[rows].mean() for rows in by_review.values()]
-    review_shift = [np.abs(shifts[rows]).mean() for rows in by_review.values()]
+    review_shift = [shifts[rows].mean() for rows in by_review.values()]
+    review_abs_shift = [np.abs(shifts[rows]).mean() for rows in by_review.values()]
     to_group = {category.groups[g]: float(shifts[[r for r, job in enumerate(jobs) if job[1] == g]].mean())
                 for g in sorted({g for _, g, _ in jobs})}
     largest = np.argsort(-np.abs(shifts))[:10]
     return {"mentioning": mentioning, "reviews": len(by_review), "variants": len(jobs),
             "flip_rate": float(flips.mean()), "flip_rate_ci": bootstrap_ci(review_flip),
-            "mean_shift": float(shifts.mean()), "mean_shift_ci": bootstrap_ci(shifts),
-            "mean_abs_shift": float(np.abs(shifts).mean()), "mean_abs_shift_ci": bootstrap_ci(review_shift),
+            "mean_shift": float(shifts.mean()), "mean_shift_ci": bootstrap_ci(review_shift),
+            "mean_abs_shift": float(np.abs(shifts).mean()), "mean_abs_shift_ci": bootstrap_ci(review_abs_shift),
             "mean_shift_to_group": to_group,
             "largest_shifts": [{"key": keys[jobs[r][0]], "to": category.groups[jobs[r][1]],
                                 "shift": float(shifts[r])} for r in largest]}

@@ -66,7 +66,8 @@ def probe_table(probe: dict) -> pd.DataFrame:
     rows = []
     for name, c in probe["categories"].items():
         if not c.get("variants"):
-            rows.append({"category": name, "reviews": 0, "variants": 0})
+            rows.append({"category": name, "reviews mentioning": c.get("mentioning", 0), "reviews probed": 0,
+                         "variants": 0})
             continue
         rows.append({"category": name, "reviews mentioning": c["mentioning"], "reviews probed": c["reviews"],
                      "variants": c["variants"], "flip rate": round(c["flip_rate"], 4),

@@ -26,9 +26,9 @@ CATEGORIES: tuple[Category, ...] = (
          ("boy", "girl"), ("boys", "girls"), ("father", "mother"), ("fathers", "mothers"), ("dad", "mom"),
          ("son", "daughter"), ("sons", "daughters"), ("brother", "sister"), ("brothers", "sisters"),
          ("husband", "wife"), ("husbands", "wives"), ("boyfriend", "girlfriend"), ("uncle", "aunt"),
-         ("nephew", "niece"), ("king", "queen"), ("prince", "princess"), ("actor", "actress"),
+         ("nephew", "niece"), ("actor", "actress"),
          ("actors", "actresses"), ("gentleman", "lady"), ("gentlemen", "ladies"), ("mr", "mrs"),
-         ("grandfather", "grandmother"), ("male", "female"), ("guy", "gal")),
+         ("grandfather", "grandmother"), ("guy", "gal")),
         ("the man", "the woman")),
     Category(
         "gender (first names)", ("male names", "female names"),
@@ -70,7 +70,7 @@ CATEGORIES: tuple[Category, ...] = (
         ("a young person", "an old person")),
     Category(
         "disability", ("non-disabled", "disabled"),
-        (("sighted", "blind"), (None, "deaf"), ("non-disabled", "disabled"), ("neurotypical", "autistic"),
+        (("sighted", "blind"), ("non-disabled", "disabled"), ("neurotypical", "autistic"),
          ("able-bodied", "wheelchair-using")),
         ("a non-disabled person", "a disabled person")),
 )
@@ -79,8 +79,7 @@ BY_NAME = {c.name: c for c in CATEGORIES}
 
 # Words too often not about a person ("straight to video", "an old film") to be swapped away from; they are
 # still used as targets and in the template suite.
-TARGET_ONLY = frozenset({"straight", "old", "older", "young", "younger", "hearing", "male", "female", "kid", "kids",
-                         "king", "queen", "prince", "princess", "senior", "seniors", "temple", "china",
+TARGET_ONLY = frozenset({"straight", "old", "older", "senior", "seniors", "temple", "china",
                          "indian", "indians"})
 
 # Words after which an ambiguous "her" is an object ("saw her") rather than a determiner ("her film").

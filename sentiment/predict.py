@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,11 +28,16 @@ def check_text(text: object) -> str:
     """A review the model can take, or a SentimentError that says what is wrong with it."""
     if not isinstance(text, str):
         raise SentimentError(f"a review must be text, not {type(text).__name__}")
-    if not text.strip():
+    if not any(ch.isprintable() and not ch.isspace() and unicodedata.category(ch) != "Cf" for ch in text):
         raise SentimentError("the review is empty; type or paste some text")
     if len(text) > MAX_TEXT_CHARS:
         raise SentimentError(f"the review has {len(text):,} characters; the limit is {MAX_TEXT_CHARS:,}. "
                              f"Shorten it (the model reads at most its first and last few hundred words anyway)")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:  # a lone surrogate, e.g. a "\ud800" escape in an API request's JSON
+        raise SentimentError(f"the review is not valid Unicode: it holds an unpaired surrogate "
+                             f"(U+{ord(text[err.start]):04X}) at character {err.start}") from None
     return text
 
 

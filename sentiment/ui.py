@@ -14,7 +14,7 @@ from sentiment.artifacts import load_evaluation
 from sentiment.data import texts_by_key
 from sentiment.errors import SentimentError
 from sentiment.explain import Explainer, Explanation
-from sentiment.predict import MAX_TEXT_CHARS, Predictor
+from sentiment.predict import MAX_TEXT_CHARS, Predictor, check_text
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +96,7 @@ class Handlers:
     def fairness(self, text: str) -> tuple[pd.DataFrame, object, str]:
         """Variants of the typed review with its identity terms swapped, and how much each moves P(positive)."""
         try:
+            check_text(text)  # before the swaps, which would otherwise run over an oversized text
             found = fairness.find_terms(text)
             variants = fairness.variants(text)
             probs = self.services.predictor.predict_proba([text] + [v.text for v in variants])[:, 1]
@@ -140,8 +141,9 @@ def _predict_tab(handlers: Handlers, ig_steps: int) -> None:
             gr.Examples(EXAMPLES, inputs=text)
         with gr.Column(scale=2):
             label = gr.Label(label="Sentiment", num_top_classes=2)
-    highlighted = gr.HighlightedText(label="Words that drove the prediction (green: positive, red: negative)",
-                                     show_legend=True, combine_adjacent=False)
+    # Gradio colours scores below zero purple and above zero red, with a -1..+1 bar; the label must say so.
+    highlighted = gr.HighlightedText(label="Words that drove the prediction (red: toward positive, purple: toward "
+                                           "negative)", show_legend=True, combine_adjacent=False)
     with gr.Row():
         top = gr.Dataframe(label="Top words", interactive=False)
         note = gr.Markdown()
