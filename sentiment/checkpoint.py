@@ -19,7 +19,8 @@ BEST = "best_model.pt"
 # Settings that must match for a checkpoint to be continued; anything else (threads, progress) may change.
 RESUME_KEYS = ("data", "test_data", "text_column", "label_column", "label_map", "validation_split",
                "max_train_samples", "max_eval_samples", "model", "max_length", "truncation", "head_ratio",
-               "learning_rate", "epochs", "batch_size", "warmup_ratio", "weight_decay", "max_steps", "seed")
+               "learning_rate", "epochs", "batch_size", "warmup_ratio", "weight_decay", "max_steps", "seed",
+               "counterfactual_augmentation")
 
 
 @dataclass

@@ -60,6 +60,8 @@ class TrainConfig:
     num_threads: int | None = _opt(None, "CPU threads (default: all visible cores)")
     checkpoint_minutes: float = _opt(10.0, "also checkpoint within an epoch every this many minutes")
     save_dtype: str = _opt("fp16", "dtype of the saved weights: fp16, bf16 or fp32")
+    counterfactual_augmentation: float = _opt(0.0, "share of training reviews with identity terms that also train "
+                                                   "as a copy with those terms swapped within their category")
     fairness: bool = _opt(True, "after the test evaluation, run the identity-term fairness probe (fairness.json)")
     fairness_max_reviews: int = _opt(300, "test reviews probed per identity category")
     fairness_only: bool = _opt(False, "do not train: add the fairness probe to the model already in --output-dir")
@@ -90,6 +92,8 @@ class TrainConfig:
             raise bad("warmup_ratio", f"must be in [0, 1), not {self.warmup_ratio}")
         if not 0.0 <= self.attention_dropout < 1.0:
             raise bad("attention_dropout", f"must be in [0, 1), not {self.attention_dropout}")
+        if not 0.0 <= self.counterfactual_augmentation <= 1.0:
+            raise bad("counterfactual_augmentation", f"must be in [0, 1], not {self.counterfactual_augmentation}")
         if self.save_dtype not in ("fp16", "bf16", "fp32"):
             raise bad("save_dtype", f"must be fp16, bf16 or fp32, not {self.save_dtype!r}")
 

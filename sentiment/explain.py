@@ -116,9 +116,10 @@ class Explainer:
             attributions, delta = self._ig.attribute(
                 input_ids, baselines=baseline, additional_forward_args=(mask,), n_steps=steps,
                 internal_batch_size=max(1, self.tokens_per_batch // len(ids)), return_convergence_delta=True)
-            with torch.inference_mode():
-                logits = self.model(input_ids=input_ids, attention_mask=mask).logits.float()
-                base_logits = self.model(input_ids=baseline, attention_mask=mask).logits.float()
+            with torch.inference_mode():  # input and baseline in one batch: (2, num_labels)
+                both = self.model(input_ids=torch.cat([input_ids, baseline]),
+                                  attention_mask=torch.cat([mask, mask])).logits.float()
+                logits, base_logits = both[:1], both[1:]
         per_token = attributions.float().sum(-1)[0, 1:-1].tolist()  # (seen pieces,) without [CLS]/[SEP]
         segments, words = merge_words(text, encoding["offset_mapping"], encoding.word_ids(), set(kept),
                                       dict(zip(kept, per_token, strict=True)))

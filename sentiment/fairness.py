@@ -271,3 +271,20 @@ def fairness_report(score: ScoreFn, texts: Sequence[str], keys: Sequence[str], m
                     seed: int = 0) -> dict:
     """The template suite and the test-set probe, as saved in the artifacts (fairness.json)."""
     return {"suite": template_suite(score), "probe": probe_reviews(score, texts, keys, max_reviews, seed=seed)}
+
+
+def counterfactual_copies(texts: Sequence[str], labels: Sequence[int], share: float,
+                          seed: int = 0) -> list[tuple[str, int]]:
+    """Counterfactual data augmentation: for a `share` of the reviews that mention identity terms, a copy with
+    the terms of one of their categories swapped to another group (both seeded), keeping the label."""
+    rng = np.random.default_rng(seed)
+    copies = []
+    for text, label in zip(texts, labels, strict=True):
+        found = find_terms(text)
+        if not found or rng.random() >= share:
+            continue
+        category = BY_NAME[sorted(found)[rng.integers(len(found))]]
+        options = [v for v in (perturb(text, category, g) for g in range(len(category.groups))) if v != text]
+        if options:
+            copies.append((options[rng.integers(len(options))], int(label)))
+    return copies

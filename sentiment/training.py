@@ -31,7 +31,7 @@ from sentiment.checkpoint import TrainState
 from sentiment.config import TrainConfig
 from sentiment.data import load_splits, review_key
 from sentiment.evaluation import compute_metrics
-from sentiment.fairness import fairness_report
+from sentiment.fairness import counterfactual_copies, fairness_report
 from sentiment.modeling import load_base_classifier, load_tokenizer, resolve_model
 from sentiment.predict import Predictor, batched_probs
 from sentiment.text import Encoder, length_grouped_batches, pad_batch
@@ -96,6 +96,8 @@ def prepare(config: TrainConfig) -> tuple[Run, EncodedSplit]:
                          label_column=config.label_column, label_map=config.label_map,
                          validation_split=config.validation_split, max_train_samples=config.max_train_samples,
                          max_eval_samples=config.max_eval_samples, seed=config.seed)
+    if config.counterfactual_augmentation:
+        splits.train = augment(splits.train, config.counterfactual_augmentation, config.seed)
     model_path = resolve_model(config.model)
     encoder = Encoder(load_tokenizer(model_path), config.max_length, config.truncation, config.head_ratio)
     train, validation, test = (EncodedSplit.build(f, encoder) for f in (splits.train, splits.validation, splits.test))
@@ -111,10 +113,19 @@ def prepare(config: TrainConfig) -> tuple[Run, EncodedSplit]:
                Path(config.checkpoint_dir)), test
 
 
+def augment(train: pd.DataFrame, share: float, seed: int) -> pd.DataFrame:
+    """Training reviews plus counterfactual copies (identity terms swapped, same label); never validation/test."""
+    copies = counterfactual_copies(train["text"].tolist(), train["labels"].tolist(), share, seed)
+    log.info("counterfactual augmentation: %d swapped copies added to %d training reviews", len(copies), len(train))
+    return pd.concat([train, pd.DataFrame(copies, columns=["text", "labels"])], ignore_index=True)
+
+
 def train_step(run: Run, batch: list[int], state: TrainState) -> float:
     """One optimizer step on the given example indices; updates the epoch's running sums."""
     inputs = pad_batch([run.train.input_ids[i] for i in batch], run.encoder.pad_token_id,
                        run.config.pad_to_multiple_of)
+    if run.device.type == "cuda":  # pinned host memory lets the copy overlap the previous step's kernels
+        inputs = {k: v.pin_memory() for k, v in inputs.items()}
     inputs = {k: v.to(run.device, non_blocking=True) for k, v in inputs.items()}
     labels = torch.as_tensor(run.train.labels[batch], device=run.device)
     with runtime.autocast(run.device, run.precision):

@@ -540,3 +540,34 @@ def test_fairness_only_without_trained_artifacts_exits_2(tmp_path, small_imdb, c
     argv = [*FAIRNESS_ONLY, "--output-dir", str(tmp_path / "nothing"), "--data", str(small_imdb)]
     assert train.main(argv) == 2
     assert "no manifest.json" in capsys.readouterr().err
+
+
+# Mitigation: counterfactual data augmentation
+
+AUGMENT_TEXTS = ["He was wonderful and his wife was too.", "A film with no people in it at all.",
+                 "The Muslim family at the centre of it is drawn with care.", "Mary hated every minute."]
+
+
+def test_counterfactual_copies_swap_identity_words_and_keep_labels():
+    copies = fairness.counterfactual_copies(AUGMENT_TEXTS, [1, 0, 1, 0], share=1.0, seed=0)
+    assert len(copies) == 3  # every text that mentions identity terms, and none other
+    for (copy, label), (text, original_label) in zip(copies, [(AUGMENT_TEXTS[i], [1, 0, 1, 0][i]) for i in (0, 2, 3)],
+                                                      strict=True):
+        assert label == original_label and copy != text
+        assert fairness.WORD.sub("", copy) == fairness.WORD.sub("", text)  # only whole words changed
+    assert fairness.counterfactual_copies(AUGMENT_TEXTS, [1, 0, 1, 0], share=1.0, seed=0) == copies
+    assert fairness.counterfactual_copies(AUGMENT_TEXTS, [1, 0, 1, 0], share=0.0, seed=0) == []
+
+
+def test_train_with_counterfactual_augmentation_trains_on_the_copies(tiny_model_dir, small_imdb, tmp_path):
+    out = tmp_path / "artifacts"
+    argv = ["--data", str(small_imdb), "--model", str(tiny_model_dir), "--output-dir", str(out),
+            "--checkpoint-dir", str(tmp_path / "ck"), "--max-steps", "2", "--epochs", "1", "--precision", "fp32",
+            "--no-progress", "--no-fairness", "--max-length", "64"]
+    assert train.main([*argv, "--counterfactual-augmentation", "1.0"]) == 0
+    augmented = read_json(out / "training_config.json")
+    assert augmented["config"]["counterfactual_augmentation"] == 1.0
+    assert train.main([*argv, "--checkpoint-dir", str(tmp_path / "ck2")]) == 0
+    plain = read_json(out / "training_config.json")
+    assert augmented["sizes"]["train"] > plain["sizes"]["train"]
+    assert augmented["sizes"]["test"] == plain["sizes"]["test"]
