@@ -26,7 +26,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=int(env("GRADIO_SERVER_PORT", "7860")),
                         help="env GRADIO_SERVER_PORT")
     parser.add_argument("--ig-steps", type=int, default=16, help="default integrated-gradients steps")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if not 4 <= args.ig_steps <= 64:
+        parser.error(f"--ig-steps must be between 4 and 64, not {args.ig_steps}")
+    return args
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -38,7 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     runtime.set_threads(None)
     app = build_app(Services.load(args.artifacts, args.data, args.ig_steps), ig_steps=args.ig_steps)
     # run_history off: Gradio 6 would otherwise keep every submitted review in the visitor's browser storage.
-    app.launch(server_name=args.host, server_port=args.port, show_error=True, run_history=False)
+    app.launch(server_name=args.host, server_port=args.port, run_history=False)
 
 
 if __name__ == "__main__":

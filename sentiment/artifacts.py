@@ -46,7 +46,7 @@ def read_json(path: Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
-def check_writable(output_dir: str | Path) -> Path:
+def check_writable(output_dir: str | Path, flag: str = "--output-dir") -> Path:
     """Fail before an hour of training, not after it, when the output location cannot be written."""
     output_dir = Path(output_dir).resolve()
     parent = output_dir.parent
@@ -55,7 +55,7 @@ def check_writable(output_dir: str | Path) -> Path:
         with tempfile.NamedTemporaryFile(dir=parent, prefix=".write-test-"):
             pass
     except OSError as err:
-        raise SentimentError(f"cannot write to {parent} ({err.strerror}); choose another --output-dir") from err
+        raise SentimentError(f"cannot write to {parent} ({err.strerror}); choose another {flag}") from err
     return output_dir
 
 
@@ -99,16 +99,18 @@ def save_atomically(output_dir: str | Path, write: Callable[[Path], None]) -> Pa
     """
     output_dir = check_writable(output_dir)
     tmp = Path(tempfile.mkdtemp(dir=output_dir.parent, prefix=f".{output_dir.name}.tmp-"))
+    old = None
     try:
         write(tmp)
         write_manifest(tmp)
         _make_readable(tmp)
-        old = None
         if output_dir.exists():
             old = output_dir.with_name(f".{output_dir.name}.old-{os.getpid()}")
             os.replace(output_dir, old)
         os.replace(tmp, output_dir)
     except BaseException:
+        if old is not None and not output_dir.exists():
+            os.replace(old, output_dir)
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     if old is not None:

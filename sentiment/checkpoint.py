@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from sentiment.config import flag_name
 from sentiment.errors import SentimentError
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,9 @@ def save_best(folder: Path, model: torch.nn.Module) -> None:
 
 
 def load_best(folder: Path, model: torch.nn.Module) -> None:
+    if not (folder / BEST).is_file():
+        raise SentimentError(f"{folder / BEST} is missing, so the best epoch's weights are lost; train again "
+                             f"with another --checkpoint-dir")
     model.load_state_dict(torch.load(folder / BEST, map_location="cpu", weights_only=True))
 
 
@@ -79,7 +83,7 @@ def restore(folder: Path, config: dict, model: torch.nn.Module, optimizer: torch
     changed = [k for k in RESUME_KEYS if payload["config"].get(k) != config[k]]
     if changed:
         raise SentimentError(f"--resume: the checkpoint in {folder} was made with other settings "
-                             f"({', '.join(f'--{k.replace(chr(95), chr(45))}' for k in changed)}); use the same "
+                             f"({', '.join(flag_name(k) for k in changed)}); use the same "
                              f"flags, or start afresh with another --checkpoint-dir")
     model.load_state_dict(payload["model"])
     optimizer.load_state_dict(payload["optimizer"])

@@ -14,6 +14,11 @@ TRUNCATIONS = ("head", "tail", "head+tail")
 ID2LABEL = {0: "negative", 1: "positive"}
 
 
+def flag_name(field_name: str) -> str:
+    """The command-line spelling of a config field: learning_rate -> --learning-rate."""
+    return "--" + field_name.replace("_", "-")
+
+
 def _opt(default: Any, help: str) -> Any:  # noqa: A002 - mirrors argparse's own keyword
     return field(default=default, metadata={"help": help})
 
@@ -56,7 +61,8 @@ class TrainConfig:
     max_steps: int | None = _opt(None, "stop after this many optimizer steps in all (for smoke tests)")
     seed: int = _opt(42, "seed for the split, the batch order and the classifier's initialisation")
     device: str = _opt("auto", "auto, cpu or cuda")
-    precision: str = _opt("auto", "auto, bf16, fp16 or fp32 (auto: bf16 on AMX CPUs and bf16 GPUs, else fp32)")
+    precision: str = _opt("auto", "auto, bf16, fp16 or fp32 (auto: bf16 on AMX CPUs and bf16 GPUs, fp16 on older "
+                                         "GPUs, else fp32)")
     num_threads: int | None = _opt(None, "CPU threads (default: all visible cores)")
     checkpoint_minutes: float = _opt(10.0, "also checkpoint within an epoch every this many minutes")
     save_dtype: str = _opt("fp16", "dtype of the saved weights: fp16, bf16 or fp32")
@@ -69,7 +75,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         def bad(flag: str, why: str) -> SentimentError:
-            return SentimentError(f"--{flag.replace('_', '-')}: {why}")
+            return SentimentError(f"{flag_name(flag)}: {why}")
 
         if self.truncation not in TRUNCATIONS:
             raise bad("truncation", f"must be one of {', '.join(TRUNCATIONS)}, not {self.truncation!r}")
@@ -94,6 +100,8 @@ class TrainConfig:
             raise bad("attention_dropout", f"must be in [0, 1), not {self.attention_dropout}")
         if not 0.0 <= self.counterfactual_augmentation <= 1.0:
             raise bad("counterfactual_augmentation", f"must be in [0, 1], not {self.counterfactual_augmentation}")
+        if self.checkpoint_minutes < 0:
+            raise bad("checkpoint_minutes", f"must be 0 (after every step) or more, not {self.checkpoint_minutes}")
         if self.save_dtype not in ("fp16", "bf16", "fp32"):
             raise bad("save_dtype", f"must be fp16, bf16 or fp32, not {self.save_dtype!r}")
 
@@ -104,7 +112,7 @@ class TrainConfig:
 def add_arguments(parser: argparse.ArgumentParser, cls: type = TrainConfig) -> None:
     """One --flag per dataclass field, its help taken from the field."""
     for f in dataclasses.fields(cls):
-        flag = "--" + f.name.replace("_", "-")
+        flag = flag_name(f.name)
         help_text = f"{f.metadata['help']} (default: {f.default})"
         if f.type in ("bool", bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=help_text)

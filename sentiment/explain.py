@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -87,7 +86,6 @@ class Explainer:
         self.n_steps = n_steps
         self.tokens_per_batch = tokens_per_batch
         self._ig = LayerIntegratedGradients(self._margin, self.model.get_input_embeddings())
-        self._lock = threading.Lock()  # Captum hooks the embedding layer; one attribution at a time
 
     def _margin(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits.float()
@@ -112,7 +110,7 @@ class Explainer:
         baseline[0, 0], baseline[0, -1] = ids[0], ids[-1]
         mask = torch.ones_like(input_ids)
         steps = n_steps or self.n_steps
-        with self._lock:
+        with self.predictor.lock:
             attributions, delta = self._ig.attribute(
                 input_ids, baselines=baseline, additional_forward_args=(mask,), n_steps=steps,
                 internal_batch_size=max(1, self.tokens_per_batch // len(ids)), return_convergence_delta=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
@@ -73,6 +74,8 @@ class Predictor:
         # Whole-model casts beat autocast at inference: no per-call weight conversion.
         self.model = model.to(device=self.device, dtype=runtime.DTYPES[self.precision]).eval()
         self.model.requires_grad_(False)  # inference only; explanations need gradients of inputs, not weights
+        # Captum's hooks on the embedding layer would also catch a prediction running beside an explanation.
+        self.lock = threading.RLock()
         self.encoder = encoder
         self.tokens_per_batch = tokens_per_batch
         self.pad_to_multiple_of = pad_to_multiple_of
@@ -95,8 +98,9 @@ class Predictor:
 
     def predict_encoded(self, sequences: Sequence[Sequence[int]], progress: bool = False) -> np.ndarray:
         """Probabilities (n, 2) for already-encoded inputs, in their original order."""
-        return batched_probs(self.model, sequences, self.encoder.pad_token_id, self.device, self.tokens_per_batch,
-                             self.pad_to_multiple_of, progress=progress)
+        with self.lock:
+            return batched_probs(self.model, sequences, self.encoder.pad_token_id, self.device,
+                                 self.tokens_per_batch, self.pad_to_multiple_of, progress=progress)
 
     def predict_proba(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
         """Probabilities (n, 2) of negative and positive for each text."""

@@ -73,6 +73,9 @@ class Run:
     validation: EncodedSplit
     steps_per_epoch: int
     checkpoint_dir: Path
+    # fp16 needs loss scaling against gradient underflow; a no-op otherwise. Its state is not checkpointed:
+    # a resumed run re-learns the scale within a few steps.
+    scaler: torch.amp.GradScaler
 
 
 def build_optimizer(model: torch.nn.Module, config: TrainConfig, total_steps: int, device: torch.device):
@@ -92,6 +95,7 @@ def prepare(config: TrainConfig) -> tuple[Run, EncodedSplit]:
     device = runtime.resolve_device(config.device)
     precision = runtime.resolve_precision(config.precision, device)
     check_writable(config.output_dir)
+    check_writable(Path(config.checkpoint_dir) / checkpoint.CHECKPOINT, flag="--checkpoint-dir")
     splits = load_splits(config.data, test_data=config.test_data, text_column=config.text_column,
                          label_column=config.label_column, label_map=config.label_map,
                          validation_split=config.validation_split, max_train_samples=config.max_train_samples,
@@ -109,8 +113,9 @@ def prepare(config: TrainConfig) -> tuple[Run, EncodedSplit]:
         total_steps = min(total_steps, config.max_steps)
     optimizer, scheduler = build_optimizer(model, config, total_steps, device)
     log.info("training on %s in %s: %d steps per epoch, %d in all", device, precision, steps_per_epoch, total_steps)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     return Run(config, device, precision, encoder, model, optimizer, scheduler, train, validation, steps_per_epoch,
-               Path(config.checkpoint_dir)), test
+               Path(config.checkpoint_dir), scaler), test
 
 
 def augment(train: pd.DataFrame, share: float, seed: int) -> pd.DataFrame:
@@ -124,6 +129,7 @@ def train_step(run: Run, batch: list[int], state: TrainState) -> float:
     """One optimizer step on the given example indices; updates the epoch's running sums."""
     inputs = pad_batch([run.train.input_ids[i] for i in batch], run.encoder.pad_token_id,
                        run.config.pad_to_multiple_of)
+    tokens = int(inputs["attention_mask"].sum())  # counted on the host: no device sync
     if run.device.type == "cuda":  # pinned host memory lets the copy overlap the previous step's kernels
         inputs = {k: v.pin_memory() for k, v in inputs.items()}
     inputs = {k: v.to(run.device, non_blocking=True) for k, v in inputs.items()}
@@ -131,18 +137,21 @@ def train_step(run: Run, batch: list[int], state: TrainState) -> float:
     with runtime.autocast(run.device, run.precision):
         logits = run.model(**inputs).logits
     loss = F.cross_entropy(logits.float(), labels)
-    loss.backward()
+    run.scaler.scale(loss).backward()
+    run.scaler.unscale_(run.optimizer)
     torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.config.max_grad_norm)
-    run.optimizer.step()
+    run.scaler.step(run.optimizer)
+    run.scaler.update()
     run.scheduler.step()
     run.optimizer.zero_grad(set_to_none=True)
+    loss_value = loss.item()
     state.global_step += 1
     state.step_in_epoch += 1
-    state.loss_sum += loss.item() * len(batch)
+    state.loss_sum += loss_value * len(batch)
     state.correct += int((logits.argmax(-1) == labels).sum())
     state.seen += len(batch)
-    state.tokens += int(inputs["attention_mask"].sum())
-    return loss.item()
+    state.tokens += tokens
+    return loss_value
 
 
 def train_epoch(run: Run, state: TrainState) -> bool:
@@ -165,7 +174,7 @@ def train_epoch(run: Run, state: TrainState) -> bool:
         state.train_seconds = seconds_at_start + elapsed
         bar.update(1)
         bar.set_postfix(loss=f"{loss:.3f}", acc=f"{state.correct / state.seen:.3f}",
-                        tok_s=f"{(state.tokens - tokens_at_start) / max(elapsed, 1e-9):.0f}")
+                        tok_s=f"{(state.tokens - tokens_at_start) / max(elapsed, 1e-9):.0f}", refresh=False)
         if time.monotonic() - last_checkpoint > config.checkpoint_minutes * 60:
             checkpoint.save(run.checkpoint_dir, config.to_dict(), state, run.model, run.optimizer, run.scheduler)
             last_checkpoint = time.monotonic()
@@ -246,8 +255,10 @@ def add_fairness(config: TrainConfig) -> Path:
     return update_atomically(config.output_dir, lambda folder: write_json(folder / FAIRNESS, report))
 
 
-def write_artifacts(run: Run, state: TrainState, metrics: dict, predictions: pd.DataFrame, fairness: dict | None,
-                    seconds: float) -> Path:
+def write_artifacts(run: Run, state: TrainState, weights: dict[str, torch.Tensor], metrics: dict,
+                    predictions: pd.DataFrame, fairness: dict | None, seconds: float) -> Path:
+    """The model as rounded to --save-dtype before the test evaluation (which casts the live model for
+    inference), its tokenizer, and the evaluation."""
     config = run.config
     resolved = {"config": config.to_dict(), "base_model": config.model,
                 "runtime": runtime.describe(run.device, run.precision), "wall_seconds": seconds,
@@ -255,7 +266,8 @@ def write_artifacts(run: Run, state: TrainState, metrics: dict, predictions: pd.
                           "test": len(predictions)}}
 
     def write(folder: Path) -> None:
-        run.model.to(runtime.DTYPES[config.save_dtype]).save_pretrained(folder, safe_serialization=True)
+        run.model.to(runtime.DTYPES[config.save_dtype]).load_state_dict(weights)
+        run.model.save_pretrained(folder, safe_serialization=True)
         run.encoder.tokenizer.save_pretrained(folder)
         write_json(folder / TRAINING_CONFIG, resolved)
         write_json(folder / HISTORY, {"epochs": state.history, "best_epoch": state.best_epoch})
@@ -275,8 +287,9 @@ def train(config: TrainConfig) -> Path:
     checkpoint.load_best(run.checkpoint_dir, run.model)
     # Round to the dtype the artifacts store, so the test metrics are those of the shipped weights.
     run.model.to(runtime.DTYPES[config.save_dtype])
+    weights = {name: tensor.detach().clone() for name, tensor in run.model.state_dict().items()}
     metrics, predictions, predictor = evaluate_test(run, test)
     log.info("test: accuracy %.4f, ROC-AUC %.4f, macro F1 %.4f", metrics["accuracy"], metrics["roc_auc"],
              metrics["macro"]["f1"])
     fairness = probe_fairness(predictor, test, config) if config.fairness else None
-    return write_artifacts(run, state, metrics, predictions, fairness, time.monotonic() - started)
+    return write_artifacts(run, state, weights, metrics, predictions, fairness, time.monotonic() - started)

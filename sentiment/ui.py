@@ -147,10 +147,10 @@ def _predict_tab(handlers: Handlers, ig_steps: int) -> None:
     with gr.Row():
         top = gr.Dataframe(label="Top words", interactive=False)
         note = gr.Markdown()
-    event = analyze.click(handlers.predict, text, label, concurrency_limit=2, concurrency_id="predict",
+    event = analyze.click(handlers.predict, text, label, concurrency_limit=1, concurrency_id="model",
                           api_name="predict")
-    event.then(handlers.explain, [text, steps], [highlighted, top, note], concurrency_limit=1,
-               concurrency_id="explain", api_name="explain")
+    event.success(handlers.explain, [text, steps], [highlighted, top, note], concurrency_limit=1,
+                  concurrency_id="model", api_name="explain")
 
 
 def _evaluation_tab(evaluation: dict) -> None:
@@ -180,13 +180,13 @@ def _errors_tab(handlers: Handlers) -> None:
     table = gr.Dataframe(handlers.errors(0.5, "all", None, None), label="Misclassified test reviews",
                          interactive=False, max_height=420, show_search="search")
     for control in filters:
-        control.change(handlers.errors, filters, table, concurrency_limit=2, concurrency_id="predict")
+        control.change(handlers.errors, filters, table, concurrency_limit=2, concurrency_id="table")
     highlighted = gr.HighlightedText(label="Selected review", show_legend=True)
     with gr.Row():
         top = gr.Dataframe(label="Top words", interactive=False)
         note = gr.Markdown()
     table.select(handlers.explain_error, table, [highlighted, top, note], concurrency_limit=1,
-                 concurrency_id="explain")
+                 concurrency_id="model")
 
 
 FAIRNESS_EXAMPLE = ("He is a brilliant actor and his wife steals every scene; John and his Muslim friends in the "
@@ -203,7 +203,7 @@ def _fairness_tab(handlers: Handlers) -> None:
     note = gr.Markdown()
     plot = gr.Plot(label="Shift per variant")
     table = gr.Dataframe(label="Variants", interactive=False, wrap=True)
-    probe.click(handlers.fairness, text, [table, plot, note], concurrency_limit=2, concurrency_id="predict",
+    probe.click(handlers.fairness, text, [table, plot, note], concurrency_limit=1, concurrency_id="model",
                 api_name="fairness")
     report = handlers.services.evaluation.get("fairness")
     if report is None:
@@ -236,6 +236,8 @@ def build_app(services: Services, ig_steps: int = 16) -> gr.Blocks:
             _errors_tab(handlers)
         with gr.Tab("Fairness"):
             _fairness_tab(handlers)
-    # Two vCPUs: torch already uses both cores per request, so more parallel work only adds latency.
+    # One model request at a time ("model" group): torch already uses both of a free Space's 2 vCPUs per
+    # request, so running two only adds latency, and Captum's hooks must not see a concurrent prediction.
+    # Table filtering touches no model and gets its own group. The queue bounds waiting work.
     app.queue(max_size=64, default_concurrency_limit=1)
     return app
