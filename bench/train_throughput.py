@@ -4,7 +4,8 @@
 
 (a) ours: length-grouped batches padded to multiples of 64, bf16 autocast where the CPU has AMX, no
 attention dropout, fused AdamW; (b) the Trainer as tutorials write it: padding to max_length, fp32, batch 16;
-(c) the Trainer with its best flags: bf16, group_by_length, dynamic padding. Same default model, max length
+(c) the Trainer with its best flags: bf16, length-grouped sampling (transformers 5's
+train_sampling_strategy="group_by_length"), dynamic padding. Same default model, max length
 512, batch 16, learning rate 2e-5. Prints JSON: real (non-pad) tokens/s of each, the ratios, the machine's
 measured bf16 matmul peak, and our model FLOP/s as a share of it.
 """
@@ -59,7 +60,9 @@ def ours(frame: pd.DataFrame, model_path: str, steps: int) -> dict:
     runtime.set_seed(0)
     model = load_base_classifier(model_path, config.attention_dropout).to(device)
     optimizer, scheduler = build_optimizer(model, config, steps, device)
-    run = Run(config, device, precision, encoder, model, optimizer, scheduler, train, train, steps, Path("/tmp"))
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    run = Run(config, device, precision, encoder, model, optimizer, scheduler, train, train, steps, Path("/tmp"),
+              scaler)
     batches = length_grouped_batches([len(s) for s in train.input_ids], config.batch_size, seed=0)
     state = TrainState()
     model.train()
@@ -86,7 +89,8 @@ def trainer(frame: pd.DataFrame, model_path: str, steps: int, best: bool) -> dic
                     remove_columns=["text"])
     model = AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=2)
     args = TrainingArguments(output_dir="/tmp/bench-trainer", per_device_train_batch_size=16, learning_rate=2e-5,
-                             max_steps=steps + 1, bf16=best, group_by_length=best, report_to=[], save_strategy="no",
+                             max_steps=steps + 1, bf16=best, report_to=[], save_strategy="no",
+                             train_sampling_strategy="group_by_length" if best else "random",
                              logging_strategy="no", disable_tqdm=True, use_cpu=not torch.cuda.is_available(),
                              dataloader_num_workers=0)
     real_lengths = np.array([min(len(tokenizer(t)["input_ids"]), 512) for t in frame["text"]])

@@ -133,7 +133,7 @@ def train_step(run: Run, batch: list[int], state: TrainState) -> float:
     if run.device.type == "cuda":  # pinned host memory lets the copy overlap the previous step's kernels
         inputs = {k: v.pin_memory() for k, v in inputs.items()}
     inputs = {k: v.to(run.device, non_blocking=True) for k, v in inputs.items()}
-    labels = torch.as_tensor(run.train.labels[batch], device=run.device)
+    labels = torch.as_tensor(run.train.labels[batch], dtype=torch.long, device=run.device)
     with runtime.autocast(run.device, run.precision):
         logits = run.model(**inputs).logits
     loss = F.cross_entropy(logits.float(), labels)
