@@ -27,6 +27,7 @@ EXAMPLES = [
     "The first half is slow and the effects look cheap, but the ending is so moving that I forgave it everything.",
     "I wanted to love this. Great cast, great premise, gorgeous score... and a story that goes absolutely nowhere.",
 ]
+TOP_COLUMNS = ["pushes toward", "word", "attribution"]
 DATA_HINT = ("Review texts are not shipped with the app. To read them here, start it with `--data PATH` "
              "(or set `SENTIMENT_DATA`) pointing at a local IMDB copy, such as a folder with test.parquet, an "
              "aclImdb folder or aclImdb_v1.tar.gz, or `--data imdb` where the Hugging Face hub is reachable.")
@@ -63,7 +64,7 @@ def _explanation_outputs(explanation: Explanation) -> tuple[list, pd.DataFrame, 
     for_positive, for_negative = explanation.top_words(8)
     rows = [("positive", w, round(s, 4)) for w, s in for_positive] + [("negative", w, round(s, 4))
                                                                          for w, s in for_negative]
-    table = pd.DataFrame(rows, columns=["pushes toward", "word", "attribution"])
+    table = pd.DataFrame(rows, columns=TOP_COLUMNS)
     note = (f"Integrated gradients over the input embeddings; attributions add up to the change of the logit margin "
             f"from an all-[PAD] baseline ({explanation.margin_change:+.3f}). Convergence delta "
             f"{explanation.delta:+.4f} ({explanation.relative_delta:.1%} of that change; under ~5% is a faithful "
@@ -145,7 +146,7 @@ def _predict_tab(handlers: Handlers, ig_steps: int) -> None:
     highlighted = gr.HighlightedText(label="Words that drove the prediction (red: toward positive, purple: toward "
                                            "negative)", show_legend=True, combine_adjacent=False)
     with gr.Row():
-        top = gr.Dataframe(label="Top words", interactive=False)
+        top = gr.Dataframe(pd.DataFrame(columns=TOP_COLUMNS), label="Top words", interactive=False)
         note = gr.Markdown()
     event = analyze.click(handlers.predict, text, label, concurrency_limit=1, concurrency_id="model",
                           api_name="predict")
@@ -174,16 +175,18 @@ def _errors_tab(handlers: Handlers) -> None:
     with gr.Row():
         min_confidence = gr.Slider(0.5, 1.0, value=0.5, step=0.01, label="Minimum confidence of the mistake")
         true_label = gr.Radio(list(dashboard.TRUE_LABEL_CHOICES), value="all", label="True label")
-        min_tokens = gr.Number(value=None, label="Minimum length (tokens)", precision=0)
-        max_tokens = gr.Number(value=None, label="Maximum length (tokens)", precision=0)
+        # Explicit bounds: an empty gr.Number shows 0, which would read as "at most 0 tokens".
+        longest = int(handlers.services.evaluation["predictions"]["n_tokens"].max())
+        min_tokens = gr.Number(value=0, label="Minimum length (tokens)", precision=0, minimum=0)
+        max_tokens = gr.Number(value=longest, label="Maximum length (tokens)", precision=0, minimum=0)
     filters = [min_confidence, true_label, min_tokens, max_tokens]
-    table = gr.Dataframe(handlers.errors(0.5, "all", None, None), label="Misclassified test reviews",
+    table = gr.Dataframe(handlers.errors(0.5, "all", 0, longest), label="Misclassified test reviews",
                          interactive=False, max_height=420, show_search="search")
     for control in filters:
         control.change(handlers.errors, filters, table, concurrency_limit=2, concurrency_id="table")
     highlighted = gr.HighlightedText(label="Selected review", show_legend=True)
     with gr.Row():
-        top = gr.Dataframe(label="Top words", interactive=False)
+        top = gr.Dataframe(pd.DataFrame(columns=TOP_COLUMNS), label="Top words", interactive=False)
         note = gr.Markdown()
     table.select(handlers.explain_error, table, [highlighted, top, note], concurrency_limit=1,
                  concurrency_id="model")
