@@ -49,7 +49,7 @@ INDEX = {c.name: _index(c) for c in CATEGORIES}
 
 def _match_case(source: str, replacement: str, lexicon_form: str, starts_sentence: bool) -> str:
     """Case `replacement` as `source` departs from its lexicon spelling: "He" -> "She", "HE" -> "SHE", "john" -> "mary";
-    a proper noun mid-sentence gives the target's own spelling ("a Christian" -> "a atheist", not "a Atheist"), so
+    a proper noun mid-sentence gives the target's own spelling ("a Christian" -> "an atheist", not "an Atheist"), so
     that swapping back gives the text back."""
     if len(source) > 1 and source.isupper():
         return replacement.upper()

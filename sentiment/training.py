@@ -29,7 +29,7 @@ from sentiment.artifacts import (
 )
 from sentiment.checkpoint import TrainState
 from sentiment.config import TrainConfig
-from sentiment.data import load_splits, review_key
+from sentiment.data import Splits, load_splits, review_key
 from sentiment.evaluation import compute_metrics
 from sentiment.fairness import counterfactual_copies, fairness_report
 from sentiment.modeling import load_base_classifier, load_tokenizer, resolve_model
@@ -89,6 +89,14 @@ def build_optimizer(model: torch.nn.Module, config: TrainConfig, total_steps: in
     return optimizer, scheduler
 
 
+def config_splits(config: TrainConfig) -> Splits:
+    """The train/validation/test splits a config describes; the same for training and --fairness-only."""
+    return load_splits(config.data, test_data=config.test_data, text_column=config.text_column,
+                       label_column=config.label_column, label_map=config.label_map,
+                       validation_split=config.validation_split, max_train_samples=config.max_train_samples,
+                       max_eval_samples=config.max_eval_samples, seed=config.seed)
+
+
 def prepare(config: TrainConfig) -> tuple[Run, EncodedSplit]:
     """Resolve hardware, load and encode the data, build model and optimizer; the test split is set aside."""
     runtime.set_threads(config.num_threads)
@@ -96,10 +104,7 @@ def prepare(config: TrainConfig) -> tuple[Run, EncodedSplit]:
     precision = runtime.resolve_precision(config.precision, device)
     check_writable(config.output_dir)
     check_writable(Path(config.checkpoint_dir) / checkpoint.CHECKPOINT, flag="--checkpoint-dir")
-    splits = load_splits(config.data, test_data=config.test_data, text_column=config.text_column,
-                         label_column=config.label_column, label_map=config.label_map,
-                         validation_split=config.validation_split, max_train_samples=config.max_train_samples,
-                         max_eval_samples=config.max_eval_samples, seed=config.seed)
+    splits = config_splits(config)
     if config.counterfactual_augmentation:
         splits.train = augment(splits.train, config.counterfactual_augmentation, config.seed)
     model_path = resolve_model(config.model)
@@ -245,10 +250,7 @@ def add_fairness(config: TrainConfig) -> Path:
     """--fairness-only: probe the model already in --output-dir and add fairness.json to its artifacts."""
     runtime.set_threads(config.num_threads)
     predictor = Predictor.from_artifacts(config.output_dir, device=config.device, precision=config.precision)
-    splits = load_splits(config.data, test_data=config.test_data, text_column=config.text_column,
-                         label_column=config.label_column, label_map=config.label_map,
-                         validation_split=config.validation_split, max_eval_samples=config.max_eval_samples,
-                         seed=config.seed)
+    splits = config_splits(config)
     texts = splits.test["text"].tolist()
     test = EncodedSplit([], splits.test["labels"].to_numpy(), [review_key(t) for t in texts], np.zeros(0), texts)
     report = probe_fairness(predictor, test, config)
