@@ -2,6 +2,7 @@
 
     python train.py --data ../shared/data/imdb             # the full recipe
     python train.py --data ../shared/data/imdb --max-train-samples 256 --max-eval-samples 128 --epochs 1
+    torchrun --nproc_per_node 2 train.py --data ../shared/data/imdb   # DDP; --batch-size stays the global batch
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import logging
 import sys
 
 from sentiment.config import TrainConfig, add_arguments, from_namespace
+from sentiment.distributed import launched
 from sentiment.errors import SentimentError
 
 
@@ -18,7 +20,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser, TrainConfig)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    context = launched()
+    logging.basicConfig(level=logging.INFO if context.is_main else logging.WARNING,
+                        format=f"%(asctime)s %(levelname)s {f'rank {context.rank} ' if context.enabled else ''}"
+                               f"%(name)s: %(message)s")
     try:
         config = from_namespace(args, TrainConfig)
         from sentiment.training import add_fairness, train  # heavy imports only after the flags are valid
@@ -27,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     except SentimentError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"artifacts written to {output_dir}")
+    if context.is_main:
+        print(f"artifacts written to {output_dir}")
     return 0
 
 

@@ -67,10 +67,12 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def set_threads(num_threads: int | None) -> None:
-    """Use all visible cores by default; torch's own default can oversubscribe containers."""
+def set_threads(num_threads: int | None, share: int = 1) -> None:
+    """By default the visible cores, split evenly between the `share` processes on this machine (torchrun);
+    torch's own default can oversubscribe containers."""
     if num_threads is None:
-        num_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        num_threads = cores // share
     torch.set_num_threads(max(1, num_threads))
 
 

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, get_linear_schedule_with_warmup
 
-from sentiment import checkpoint, runtime
+from sentiment import checkpoint, distributed, runtime
 from sentiment.artifacts import (
     FAIRNESS,
     HISTORY,
@@ -30,6 +30,7 @@ from sentiment.artifacts import (
 from sentiment.checkpoint import TrainState
 from sentiment.config import TrainConfig
 from sentiment.data import Splits, load_splits, review_key
+from sentiment.errors import SentimentError
 from sentiment.evaluation import compute_metrics
 from sentiment.fairness import counterfactual_copies, fairness_report
 from sentiment.modeling import load_base_classifier, load_tokenizer, resolve_model
@@ -73,6 +74,9 @@ class Run:
     validation: EncodedSplit
     steps_per_epoch: int
     checkpoint_dir: Path
+    context: distributed.Context
+    # What the training steps call: the model itself, or its DistributedDataParallel wrapper under torchrun.
+    ddp: torch.nn.Module
     # fp16 needs loss scaling against gradient underflow; a no-op otherwise. Its state is not checkpointed:
     # a resumed run re-learns the scale within a few steps.
     scaler: torch.amp.GradScaler
@@ -99,8 +103,8 @@ def config_splits(config: TrainConfig) -> Splits:
 
 def prepare(config: TrainConfig) -> tuple[Run, EncodedSplit]:
     """Resolve hardware, load and encode the data, build model and optimizer; the test split is set aside."""
-    runtime.set_threads(config.num_threads)
-    device = runtime.resolve_device(config.device)
+    runtime.set_threads(config.num_threads, share=distributed.local_world_size())
+    context, device = distributed.setup(runtime.resolve_device(config.device))
     precision = runtime.resolve_precision(config.precision, device)
     check_writable(config.output_dir)
     check_writable(Path(config.checkpoint_dir) / checkpoint.CHECKPOINT, flag="--checkpoint-dir")
@@ -112,15 +116,17 @@ def prepare(config: TrainConfig) -> tuple[Run, EncodedSplit]:
     train, validation, test = (EncodedSplit.build(f, encoder) for f in (splits.train, splits.validation, splits.test))
     runtime.set_seed(config.seed)
     model = load_base_classifier(model_path, config.attention_dropout).to(device)
+    distributed.reseed_dropout(config.seed, 0, context)
     steps_per_epoch = -(-len(train.labels) // config.batch_size)
     total_steps = steps_per_epoch * config.epochs
     if config.max_steps is not None:
         total_steps = min(total_steps, config.max_steps)
     optimizer, scheduler = build_optimizer(model, config, total_steps, device)
-    log.info("training on %s in %s: %d steps per epoch, %d in all", device, precision, steps_per_epoch, total_steps)
+    log.info("training on %s in %s: %d steps per epoch, %d in all%s", device, precision, steps_per_epoch, total_steps,
+             f", each global batch shared by {context.world} processes" if context.enabled else "")
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     return Run(config, device, precision, encoder, model, optimizer, scheduler, train, validation, steps_per_epoch,
-               Path(config.checkpoint_dir), scaler), test
+               Path(config.checkpoint_dir), context, distributed.wrap(model, context, device), scaler), test
 
 
 def augment(train: pd.DataFrame, share: float, seed: int) -> pd.DataFrame:
@@ -131,17 +137,20 @@ def augment(train: pd.DataFrame, share: float, seed: int) -> pd.DataFrame:
 
 
 def train_step(run: Run, batch: list[int], state: TrainState) -> float:
-    """One optimizer step on the given example indices; updates the epoch's running sums."""
-    inputs = pad_batch([run.train.input_ids[i] for i in batch], run.encoder.pad_token_id,
+    """One optimizer step on a global batch of example indices (this rank's shard of it under torchrun);
+    updates the epoch's running sums, summed over ranks; returns the batch's mean loss."""
+    own, counts = distributed.shard(batch, run.context)
+    inputs = pad_batch([run.train.input_ids[i] for i in own], run.encoder.pad_token_id,
                        run.config.pad_to_multiple_of)
-    tokens = int(inputs["attention_mask"].sum())  # counted on the host: no device sync
+    tokens = int(inputs["attention_mask"].sum()) if counts else 0  # counted on the host: no device sync
     if run.device.type == "cuda":  # pinned host memory lets the copy overlap the previous step's kernels
         inputs = {k: v.pin_memory() for k, v in inputs.items()}
     inputs = {k: v.to(run.device, non_blocking=True) for k, v in inputs.items()}
-    labels = torch.as_tensor(run.train.labels[batch], dtype=torch.long, device=run.device)
+    labels = torch.as_tensor(run.train.labels[own], dtype=torch.long, device=run.device)
     with runtime.autocast(run.device, run.precision):
-        logits = run.model(**inputs).logits
-    loss = F.cross_entropy(logits.float(), labels)
+        logits = run.ddp(**inputs).logits
+    summed = F.cross_entropy(logits.float(), labels, reduction="sum")
+    loss = distributed.share_of_mean(summed, len(batch), counts, run.context)
     run.scaler.scale(loss).backward()
     run.scaler.unscale_(run.optimizer)
     torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.config.max_grad_norm)
@@ -149,14 +158,15 @@ def train_step(run: Run, batch: list[int], state: TrainState) -> float:
     run.scaler.update()
     run.scheduler.step()
     run.optimizer.zero_grad(set_to_none=True)
-    loss_value = loss.item()
+    local = [summed.item(), int((logits.argmax(-1) == labels).sum()), len(own), tokens] if counts else [0, 0, 0, 0]
+    loss_sum, correct, seen, tokens = distributed.sum_across(local, run.context)
     state.global_step += 1
     state.step_in_epoch += 1
-    state.loss_sum += loss_value * len(batch)
-    state.correct += int((logits.argmax(-1) == labels).sum())
-    state.seen += len(batch)
-    state.tokens += tokens
-    return loss_value
+    state.loss_sum += loss_sum
+    state.correct += int(correct)
+    state.seen += int(seen)
+    state.tokens += int(tokens)
+    return loss_sum / len(batch)
 
 
 def train_epoch(run: Run, state: TrainState) -> bool:
@@ -164,10 +174,10 @@ def train_epoch(run: Run, state: TrainState) -> bool:
     config = run.config
     batches = length_grouped_batches([len(s) for s in run.train.input_ids], config.batch_size,
                                      seed=config.seed + state.epoch)
-    run.model.train()
+    run.ddp.train()
     last_checkpoint = time.monotonic()
     bar = tqdm(total=len(batches), initial=state.step_in_epoch, desc=f"epoch {state.epoch + 1}/{config.epochs}",
-               unit="step", disable=not config.progress, dynamic_ncols=True)
+               unit="step", disable=not (config.progress and run.context.is_main), dynamic_ncols=True)
     started, tokens_at_start = time.monotonic(), state.tokens
     seconds_at_start = state.train_seconds
     for batch in batches[state.step_in_epoch:]:
@@ -181,16 +191,19 @@ def train_epoch(run: Run, state: TrainState) -> bool:
         bar.set_postfix(loss=f"{loss:.3f}", acc=f"{state.correct / state.seen:.3f}",
                         tok_s=f"{(state.tokens - tokens_at_start) / max(elapsed, 1e-9):.0f}", refresh=False)
         if time.monotonic() - last_checkpoint > config.checkpoint_minutes * 60:
-            checkpoint.save(run.checkpoint_dir, config.to_dict(), state, run.model, run.optimizer, run.scheduler)
+            if run.context.is_main:  # every rank holds the same state
+                checkpoint.save(run.checkpoint_dir, config.to_dict(), state, run.model, run.optimizer, run.scheduler)
             last_checkpoint = time.monotonic()
     bar.close()
     return True
 
 
 def validate(run: Run) -> tuple[float, float]:
-    """Validation loss and accuracy."""
-    probs = batched_probs(run.model, run.validation.input_ids, run.encoder.pad_token_id, run.device,
+    """Validation loss and accuracy (each rank predicts its share of the reviews; all get the result)."""
+    ids, context = run.validation.input_ids, run.context
+    probs = batched_probs(run.model, ids[context.rank::context.world], run.encoder.pad_token_id, run.device,
                           run.config.eval_tokens_per_batch, run.config.pad_to_multiple_of, precision=run.precision)
+    probs = distributed.gather_rows(probs, len(ids), context)
     labels = run.validation.labels
     loss = float(-np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-7, 1.0)).mean())
     return loss, float((probs.argmax(-1) == labels).mean())
@@ -205,13 +218,16 @@ def end_epoch(run: Run, state: TrainState) -> None:
               "train_tokens_per_second": state.tokens / max(state.train_seconds, 1e-9)}
     state.history.append(record)
     log.info("epoch %d: %s", state.epoch + 1, json.dumps({k: round(v, 4) for k, v in record.items()}))
-    if eval_accuracy > state.best_accuracy:
+    improved = eval_accuracy > state.best_accuracy
+    if improved:
         state.best_accuracy, state.best_epoch = eval_accuracy, state.epoch + 1
-        checkpoint.save_best(run.checkpoint_dir, run.model)
     state.epoch += 1
     state.step_in_epoch = state.loss_sum = state.correct = state.seen = state.tokens = 0
     state.train_seconds = 0.0
-    checkpoint.save(run.checkpoint_dir, run.config.to_dict(), state, run.model, run.optimizer, run.scheduler)
+    if run.context.is_main:
+        if improved:
+            checkpoint.save_best(run.checkpoint_dir, run.model)
+        checkpoint.save(run.checkpoint_dir, run.config.to_dict(), state, run.model, run.optimizer, run.scheduler)
 
 
 def fit(run: Run) -> TrainState:
@@ -219,6 +235,7 @@ def fit(run: Run) -> TrainState:
     state = TrainState()
     if run.config.resume:
         state = checkpoint.restore(run.checkpoint_dir, run.config.to_dict(), run.model, run.optimizer, run.scheduler)
+        distributed.reseed_dropout(run.config.seed, state.global_step, run.context)
     while state.epoch < run.config.epochs:
         finished = train_epoch(run, state)
         if state.seen:
@@ -232,7 +249,10 @@ def evaluate_test(run: Run, test: EncodedSplit) -> tuple[dict, pd.DataFrame, Pre
     """Metrics and per-review predictions on the test split, computed exactly as the app will serve them."""
     predictor = Predictor(run.model, run.encoder, device=run.device, precision=run.config.precision,
                           tokens_per_batch=run.config.eval_tokens_per_batch)
-    probs = predictor.predict_encoded(test.input_ids, progress=run.config.progress)[:, 1]
+    context = run.context
+    probs = predictor.predict_encoded(test.input_ids[context.rank::context.world],
+                                      progress=run.config.progress and context.is_main)
+    probs = distributed.gather_rows(probs, len(test.input_ids), context)[:, 1]
     predictions = pd.DataFrame({
         "key": test.keys, "labels": test.labels.astype(np.int8), "prob_positive": probs.astype(np.float32),
         "predicted": (probs >= 0.5).astype(np.int8), "n_tokens": test.full_lengths.astype(np.int32),
@@ -248,6 +268,8 @@ def probe_fairness(predictor: Predictor, test: EncodedSplit, config: TrainConfig
 
 def add_fairness(config: TrainConfig) -> Path:
     """--fairness-only: probe the model already in --output-dir and add fairness.json to its artifacts."""
+    if distributed.launched().enabled:
+        raise SentimentError("--fairness-only runs in one process: start it with python train.py, not torchrun")
     runtime.set_threads(config.num_threads)
     predictor = Predictor.from_artifacts(config.output_dir, device=config.device, precision=config.precision)
     splits = config_splits(config)
@@ -282,10 +304,21 @@ def write_artifacts(run: Run, state: TrainState, weights: dict[str, torch.Tensor
 
 
 def train(config: TrainConfig) -> Path:
-    """The whole run: prepare, fit (or resume), pick the best epoch, evaluate on test, write the artifacts."""
+    """The whole run: prepare, fit (or resume), pick the best epoch, evaluate on test, write the artifacts.
+
+    Under torchrun every rank trains and evaluates its share; rank 0 alone probes fairness and writes."""
     started = time.monotonic()
     run, test = prepare(config)
-    state = fit(run)
+    try:
+        return finish(run, test, fit(run), started)
+    finally:
+        distributed.teardown(run.context)
+
+
+def finish(run: Run, test: EncodedSplit, state: TrainState, started: float) -> Path:
+    """Best epoch's weights, test evaluation, fairness probe and artifacts, after training."""
+    config = run.config
+    distributed.barrier(run.context)  # rank 0 has written the best weights
     checkpoint.load_best(run.checkpoint_dir, run.model)
     # Round to the dtype the artifacts store, so the test metrics are those of the shipped weights.
     run.model.to(runtime.DTYPES[config.save_dtype])
@@ -293,5 +326,7 @@ def train(config: TrainConfig) -> Path:
     metrics, predictions, predictor = evaluate_test(run, test)
     log.info("test: accuracy %.4f, ROC-AUC %.4f, macro F1 %.4f", metrics["accuracy"], metrics["roc_auc"],
              metrics["macro"]["f1"])
+    if not run.context.is_main:
+        return Path(config.output_dir)
     fairness = probe_fairness(predictor, test, config) if config.fairness else None
     return write_artifacts(run, state, weights, metrics, predictions, fairness, time.monotonic() - started)
