@@ -20,7 +20,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser, TrainConfig)
     args = parser.parse_args(argv)
-    context = launched()
+    try:
+        context = launched()
+    except SentimentError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.INFO if context.is_main else logging.WARNING,
                         format=f"%(asctime)s %(levelname)s {f'rank {context.rank} ' if context.enabled else ''}"
                                f"%(name)s: %(message)s")

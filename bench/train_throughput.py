@@ -24,7 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sentiment import runtime  # noqa: E402
+from sentiment import distributed, runtime  # noqa: E402
 from sentiment.checkpoint import TrainState  # noqa: E402
 from sentiment.config import DEFAULT_MODEL, TrainConfig  # noqa: E402
 from sentiment.modeling import load_base_classifier, load_tokenizer, resolve_model  # noqa: E402
@@ -62,7 +62,7 @@ def ours(frame: pd.DataFrame, model_path: str, steps: int) -> dict:
     optimizer, scheduler = build_optimizer(model, config, steps, device)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     run = Run(config, device, precision, encoder, model, optimizer, scheduler, train, train, steps, Path("/tmp"),
-              scaler)
+              distributed.Context(), model, scaler)
     batches = length_grouped_batches([len(s) for s in train.input_ids], config.batch_size, seed=0)
     state = TrainState()
     model.train()

@@ -9,8 +9,10 @@ no-op for a single process. The design keeps the run's arithmetic independent of
   gradient of the whole batch, whatever the shard sizes.
 - Running sums (loss, accuracy, tokens) are summed across ranks every step (`sum_across`), so every rank holds
   the same global state, and the checkpoint written by rank 0 is valid for any number of ranks.
-- Only rank 0 writes checkpoints and artifacts; every rank reads the checkpoint folder on `--resume`, which must
-  therefore be on a file system that all ranks see (always true on one machine).
+- Dropout is seeded from (seed, rank, step) before every step, so a resumed run repeats the one it continues.
+- Only rank 0 writes checkpoints and artifacts; the best epoch's weights go from rank 0 to the others over the
+  process group, but every rank reads the checkpoint folder on `--resume`, which must then be on a file system
+  that all ranks see (always true on one machine).
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ from sentiment.errors import SentimentError
 
 log = logging.getLogger(__name__)
 
-# Rank 0 alone runs the fairness probe and writes the artifacts while the others wait; generous on slow CPUs.
-TIMEOUT = datetime.timedelta(hours=2)
+# Longest wait in a collective: the others wait for rank 0's checkpoint writes (seconds to a minute for large
+# models); generous for slow disks, short enough that a lost rank ends the run within the hour.
+TIMEOUT = datetime.timedelta(minutes=30)
 
 
 @dataclass(frozen=True)
@@ -65,7 +68,10 @@ def launched() -> Context:
 
 def local_world_size() -> int:
     """Processes sharing this machine (the launcher's LOCAL_WORLD_SIZE), for splitting its cores between them."""
-    return max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    try:
+        return max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    except ValueError as err:
+        raise SentimentError(f"LOCAL_WORLD_SIZE must be an integer ({err}); let torchrun set it") from err
 
 
 def setup(device: torch.device) -> tuple[Context, torch.device]:
@@ -74,8 +80,13 @@ def setup(device: torch.device) -> tuple[Context, torch.device]:
     if not context.enabled:
         return context, device
     if device.type == "cuda":
-        if device.index is None:
-            device = torch.device("cuda", context.local_rank % torch.cuda.device_count())
+        if device.index is not None:
+            raise SentimentError(f"--device {device} under torchrun: every process would use the same GPU; give "
+                                 f"--device cuda (each process takes the GPU of its local rank)")
+        if local_world_size() > torch.cuda.device_count():
+            raise SentimentError(f"{local_world_size()} processes on this machine but {torch.cuda.device_count()} "
+                                 f"GPUs: give torchrun --nproc_per_node {torch.cuda.device_count()} at most")
+        device = torch.device("cuda", context.local_rank)
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
@@ -87,6 +98,8 @@ def setup(device: torch.device) -> tuple[Context, torch.device]:
 
 
 def teardown(context: Context) -> None:
+    """Leave the process group after a successful run. After a failure, leave it to the exit: with NCCL,
+    destroying the group can wait for peers that are stuck in a collective."""
     if context.enabled and dist.is_initialized():
         dist.destroy_process_group()
 
@@ -138,12 +151,27 @@ def gather_rows(local: np.ndarray, total: int, context: Context) -> np.ndarray:
     return out
 
 
-def barrier(context: Context) -> None:
+def broadcast_weights(model: torch.nn.Module, context: Context) -> None:
+    """Copy rank 0's parameters and buffers to every other rank (no shared file system needed)."""
     if context.enabled:
-        dist.barrier()
+        for tensor in model.state_dict().values():
+            dist.broadcast(tensor, src=0)
+
+
+def check_same_data(fingerprint: Sequence[int], context: Context) -> None:
+    """Refuse to train when ranks built different batches (other data copies or versions on other machines):
+    they would call different collectives and hang, or silently train on a mix."""
+    if not context.enabled:
+        return
+    everyone: list[list[int] | None] = [None] * context.world
+    dist.all_gather_object(everyone, list(fingerprint))
+    if any(other != everyone[0] for other in everyone):
+        raise SentimentError(f"the processes loaded different data (review counts and token totals per rank: "
+                             f"{everyone}); give every machine the same --data and flags")
 
 
 def reseed_dropout(seed: int, step: int, context: Context) -> None:
-    """Distinct dropout draws per rank (a single process keeps the global generator as it is)."""
+    """Dropout draws that depend only on (seed, rank, step), so a resumed multi-process run repeats the run it
+    continues; a single process keeps its global generator (saved in the checkpoint) as it is."""
     if context.enabled:
         torch.manual_seed(seed + 1_000_003 * context.rank + 7919 * step)

@@ -76,7 +76,7 @@ class Run:
     checkpoint_dir: Path
     context: distributed.Context
     # What the training steps call: the model itself, or its DistributedDataParallel wrapper under torchrun.
-    ddp: torch.nn.Module
+    forward_model: torch.nn.Module
     # fp16 needs loss scaling against gradient underflow; a no-op otherwise. Its state is not checkpointed:
     # a resumed run re-learns the scale within a few steps.
     scaler: torch.amp.GradScaler
@@ -114,9 +114,10 @@ def prepare(config: TrainConfig) -> tuple[Run, EncodedSplit]:
     model_path = resolve_model(config.model)
     encoder = Encoder(load_tokenizer(model_path), config.max_length, config.truncation, config.head_ratio)
     train, validation, test = (EncodedSplit.build(f, encoder) for f in (splits.train, splits.validation, splits.test))
+    distributed.check_same_data([len(train.labels), sum(map(len, train.input_ids)), len(validation.labels),
+                                 len(test.labels)], context)
     runtime.set_seed(config.seed)
     model = load_base_classifier(model_path, config.attention_dropout).to(device)
-    distributed.reseed_dropout(config.seed, 0, context)
     steps_per_epoch = -(-len(train.labels) // config.batch_size)
     total_steps = steps_per_epoch * config.epochs
     if config.max_steps is not None:
@@ -140,6 +141,7 @@ def train_step(run: Run, batch: list[int], state: TrainState) -> float:
     """One optimizer step on a global batch of example indices (this rank's shard of it under torchrun);
     updates the epoch's running sums, summed over ranks; returns the batch's mean loss."""
     own, counts = distributed.shard(batch, run.context)
+    distributed.reseed_dropout(run.config.seed, state.global_step, run.context)
     inputs = pad_batch([run.train.input_ids[i] for i in own], run.encoder.pad_token_id,
                        run.config.pad_to_multiple_of)
     tokens = int(inputs["attention_mask"].sum()) if counts else 0  # counted on the host: no device sync
@@ -148,7 +150,7 @@ def train_step(run: Run, batch: list[int], state: TrainState) -> float:
     inputs = {k: v.to(run.device, non_blocking=True) for k, v in inputs.items()}
     labels = torch.as_tensor(run.train.labels[own], dtype=torch.long, device=run.device)
     with runtime.autocast(run.device, run.precision):
-        logits = run.ddp(**inputs).logits
+        logits = run.forward_model(**inputs).logits
     summed = F.cross_entropy(logits.float(), labels, reduction="sum")
     loss = distributed.share_of_mean(summed, len(batch), counts, run.context)
     run.scaler.scale(loss).backward()
@@ -174,7 +176,7 @@ def train_epoch(run: Run, state: TrainState) -> bool:
     config = run.config
     batches = length_grouped_batches([len(s) for s in run.train.input_ids], config.batch_size,
                                      seed=config.seed + state.epoch)
-    run.ddp.train()
+    run.forward_model.train()
     last_checkpoint = time.monotonic()
     bar = tqdm(total=len(batches), initial=state.step_in_epoch, desc=f"epoch {state.epoch + 1}/{config.epochs}",
                unit="step", disable=not (config.progress and run.context.is_main), dynamic_ncols=True)
@@ -235,7 +237,6 @@ def fit(run: Run) -> TrainState:
     state = TrainState()
     if run.config.resume:
         state = checkpoint.restore(run.checkpoint_dir, run.config.to_dict(), run.model, run.optimizer, run.scheduler)
-        distributed.reseed_dropout(run.config.seed, state.global_step, run.context)
     while state.epoch < run.config.epochs:
         finished = train_epoch(run, state)
         if state.seen:
@@ -306,27 +307,29 @@ def write_artifacts(run: Run, state: TrainState, weights: dict[str, torch.Tensor
 def train(config: TrainConfig) -> Path:
     """The whole run: prepare, fit (or resume), pick the best epoch, evaluate on test, write the artifacts.
 
-    Under torchrun every rank trains and evaluates its share; rank 0 alone probes fairness and writes."""
+    Under torchrun every rank trains and evaluates its share; rank 0 alone probes fairness and writes. A rank
+    that fails leaves the process group to its exit (see distributed.teardown)."""
     started = time.monotonic()
     run, test = prepare(config)
-    try:
-        return finish(run, test, fit(run), started)
-    finally:
-        distributed.teardown(run.context)
+    output_dir = finish(run, test, fit(run), started)
+    distributed.teardown(run.context)
+    return output_dir
 
 
 def finish(run: Run, test: EncodedSplit, state: TrainState, started: float) -> Path:
     """Best epoch's weights, test evaluation, fairness probe and artifacts, after training."""
-    config = run.config
-    distributed.barrier(run.context)  # rank 0 has written the best weights
-    checkpoint.load_best(run.checkpoint_dir, run.model)
+    config, context = run.config, run.context
+    if context.is_main:
+        checkpoint.load_best(run.checkpoint_dir, run.model)
+    distributed.broadcast_weights(run.model, context)
     # Round to the dtype the artifacts store, so the test metrics are those of the shipped weights.
     run.model.to(runtime.DTYPES[config.save_dtype])
-    weights = {name: tensor.detach().clone() for name, tensor in run.model.state_dict().items()}
+    weights = {name: tensor.detach().clone() for name, tensor in run.model.state_dict().items()} \
+        if context.is_main else {}
     metrics, predictions, predictor = evaluate_test(run, test)
     log.info("test: accuracy %.4f, ROC-AUC %.4f, macro F1 %.4f", metrics["accuracy"], metrics["roc_auc"],
              metrics["macro"]["f1"])
-    if not run.context.is_main:
+    if not context.is_main:
         return Path(config.output_dir)
     fairness = probe_fairness(predictor, test, config) if config.fairness else None
     return write_artifacts(run, state, weights, metrics, predictions, fairness, time.monotonic() - started)
