@@ -11,6 +11,8 @@ import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
+from sentiment.config import DEFAULT_IG_STEPS  # noqa: E402  (light: no torch)
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     env = os.environ.get
@@ -25,7 +27,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host", default=env("GRADIO_SERVER_NAME", "127.0.0.1"), help="env GRADIO_SERVER_NAME")
     parser.add_argument("--port", type=int, default=int(env("GRADIO_SERVER_PORT", "7860")),
                         help="env GRADIO_SERVER_PORT")
-    parser.add_argument("--ig-steps", type=int, default=16, help="default integrated-gradients steps")
+    parser.add_argument("--ig-steps", type=int, default=DEFAULT_IG_STEPS, help="default integrated-gradients steps")
     args = parser.parse_args(argv)
     if not 4 <= args.ig_steps <= 64:
         parser.error(f"--ig-steps must be between 4 and 64, not {args.ig_steps}")

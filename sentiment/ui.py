@@ -11,6 +11,7 @@ import pandas as pd
 
 from sentiment import dashboard, fairness, fairness_plots
 from sentiment.artifacts import load_evaluation
+from sentiment.config import DEFAULT_IG_STEPS
 from sentiment.data import texts_by_key
 from sentiment.errors import SentimentError
 from sentiment.explain import Explainer, Explanation
@@ -44,7 +45,7 @@ class Services:
     data_message: str
 
     @classmethod
-    def load(cls, artifacts: str | Path, data: str | None = None, ig_steps: int = 16) -> Services:
+    def load(cls, artifacts: str | Path, data: str | None = None, ig_steps: int = DEFAULT_IG_STEPS) -> Services:
         predictor = Predictor.from_artifacts(artifacts)
         texts, message = None, DATA_HINT
         if data:
@@ -226,7 +227,7 @@ def _fairness_tab(handlers: Handlers) -> None:
     gr.Dataframe(fairness_plots.probe_table(report["probe"]), label="Test-set probe", interactive=False)
 
 
-def build_app(services: Services, ig_steps: int = 16) -> gr.Blocks:
+def build_app(services: Services, ig_steps: int = DEFAULT_IG_STEPS) -> gr.Blocks:
     handlers = Handlers(services)
     with gr.Blocks(title="Movie review sentiment", analytics_enabled=False) as app:
         gr.Markdown("# Movie review sentiment\nA BERT-family model fine-tuned on the IMDB movie reviews: what it "

@@ -3,10 +3,12 @@ model (coverage, completeness, truncation, errors) and attribution signs of the 
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sentiment import explain
 from sentiment.errors import SentimentError
 from sentiment.explain import Explainer, Explanation, merge_words
 from sentiment.predict import MAX_TEXT_CHARS, Predictor
@@ -155,6 +157,18 @@ def test_words_in_the_middle_of_a_long_review_have_no_score(explainer, long_revi
     assert len(middle) > 100
     assert all(score is None for score in middle)
     assert edges[:5] and all(score is not None for score in edges[:5] + edges[-5:])
+
+
+def test_the_faster_attention_gives_the_same_explanation_and_prediction_keeps_its_own(explainer, monkeypatch):
+    model = explainer.model
+    assert model.config._attn_implementation == "sdpa" != explain.EXPLAIN_ATTENTION
+    fast = explainer.explain(POSITIVE_REVIEW)
+    assert model.config._attn_implementation == "sdpa"  # prediction runs on the fused kernel again
+    monkeypatch.setattr(explain, "EXPLAIN_ATTENTION", "sdpa")
+    fused = explainer.explain(POSITIVE_REVIEW)
+    assert [w for w, _ in fast.words] == [w for w, _ in fused.words]
+    np.testing.assert_allclose([s for _, s in fast.words], [s for _, s in fused.words], rtol=1e-4, atol=1e-6)
+    assert fast.delta == pytest.approx(fused.delta, abs=1e-5)
 
 
 @pytest.mark.parametrize("text", ["", "   \n\t ", None, 42, "x" * (MAX_TEXT_CHARS + 1)],
