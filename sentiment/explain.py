@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -11,23 +9,13 @@ import torch
 from captum.attr import LayerIntegratedGradients
 
 from sentiment.config import DEFAULT_IG_STEPS, ID2LABEL
+from sentiment.modeling import attention
 from sentiment.predict import Predictor, check_text
 from sentiment.text import truncate
 
 # IG's backward pass through the CPU's fused SDPA kernel takes half of an explanation; the plain matmul-softmax
 # attention computes the same values and its backward is about twice as fast (docs/performance.md).
 EXPLAIN_ATTENTION = "eager"
-
-
-@contextlib.contextmanager
-def attention(model, implementation: str) -> Iterator[None]:
-    """Run `model` with another attention implementation (same function, other kernels), then switch back."""
-    previous = model.config._attn_implementation
-    model.set_attn_implementation(implementation)
-    try:
-        yield
-    finally:
-        model.set_attn_implementation(previous)
 
 
 @dataclass

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -58,3 +60,17 @@ def load_base_classifier(name_or_path: str, attention_dropout: float = 0.0) -> P
         raise SentimentError(f"could not load the model {name_or_path!r} ({err}); give a hub id where the hub is "
                              f"reachable, or a local model folder") from err
     return model
+
+
+@contextlib.contextmanager
+def attention(model: PreTrainedModel, implementation: str) -> Iterator[None]:
+    """Run `model` with another attention implementation (the same function on other kernels), then switch back.
+    Only the forward pass consults it: a backward pass follows the graph the forward recorded."""
+    previous = model.config._attn_implementation
+    if implementation != previous:
+        model.set_attn_implementation(implementation)
+    try:
+        yield
+    finally:
+        if implementation != previous:
+            model.set_attn_implementation(previous)
