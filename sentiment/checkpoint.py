@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from sentiment.config import flag_name
+from sentiment.config import TrainConfig, flag_name
 from sentiment.errors import SentimentError
 
 log = logging.getLogger(__name__)
@@ -21,7 +21,7 @@ BEST = "best_model.pt"
 RESUME_KEYS = ("data", "test_data", "text_column", "label_column", "label_map", "validation_split",
                "max_train_samples", "max_eval_samples", "model", "max_length", "truncation", "head_ratio",
                "learning_rate", "epochs", "batch_size", "warmup_ratio", "weight_decay", "max_steps", "seed",
-               "counterfactual_augmentation")
+               "counterfactual_augmentation", "attention_dropout", "hidden_dropout")
 
 
 @dataclass
@@ -80,7 +80,8 @@ def restore(folder: Path, config: dict, model: torch.nn.Module, optimizer: torch
         raise SentimentError(f"--resume: no checkpoint at {path}; run without --resume to start, or point "
                              f"--checkpoint-dir at the folder of the interrupted run")
     payload = torch.load(path, map_location="cpu", weights_only=True)
-    changed = [k for k in RESUME_KEYS if payload["config"].get(k) != config[k]]
+    defaults = TrainConfig().to_dict()  # settings added since the checkpoint was written had these values
+    changed = [k for k in RESUME_KEYS if payload["config"].get(k, defaults[k]) != config[k]]
     if changed:
         raise SentimentError(f"--resume: the checkpoint in {folder} was made with other settings "
                              f"({', '.join(flag_name(k) for k in changed)}); use the same "

@@ -14,8 +14,9 @@ from sentiment.predict import Predictor, check_text
 from sentiment.text import truncate
 
 # IG's backward pass through the CPU's fused SDPA kernel takes half of an explanation; the plain matmul-softmax
-# attention computes the same values and its backward is about twice as fast (docs/performance.md).
-EXPLAIN_ATTENTION = "eager"
+# attention computes the same values and its backward is about twice as fast (docs/performance.md). GPUs keep
+# the model's own kernel (not measured there).
+CPU_ATTENTION = "eager"
 
 
 @dataclass
@@ -85,9 +86,13 @@ class Explainer:
     logit margin (positive minus negative), so attributions add up to the change of that margin.
     """
 
-    def __init__(self, predictor: Predictor, n_steps: int = DEFAULT_IG_STEPS, tokens_per_batch: int = 8192) -> None:
+    def __init__(self, predictor: Predictor, n_steps: int = DEFAULT_IG_STEPS, tokens_per_batch: int = 8192,
+                 attention: str | None = None) -> None:
         self.predictor = predictor
         self.model = predictor.model
+        # The attention implementation IG runs on (prediction keeps its own): by default the faster one on CPUs.
+        self.attention = attention or (CPU_ATTENTION if predictor.device.type == "cpu"
+                                       else self.model.config._attn_implementation)
         self.n_steps = n_steps
         self.tokens_per_batch = tokens_per_batch
         self._ig = LayerIntegratedGradients(self._margin, self.model.get_input_embeddings())
@@ -115,7 +120,7 @@ class Explainer:
         baseline[0, 0], baseline[0, -1] = ids[0], ids[-1]
         mask = torch.ones_like(input_ids)
         steps = n_steps or self.n_steps
-        with self.predictor.lock, attention(self.model, EXPLAIN_ATTENTION):
+        with self.predictor.lock, attention(self.model, self.attention):
             attributions, delta = self._ig.attribute(
                 input_ids, baselines=baseline, additional_forward_args=(mask,), n_steps=steps,
                 internal_batch_size=max(1, self.tokens_per_batch // len(ids)), return_convergence_delta=True)

@@ -50,12 +50,14 @@ def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
     return tokenizer
 
 
-def load_base_classifier(name_or_path: str, attention_dropout: float = 0.0) -> PreTrainedModel:
+def load_base_classifier(name_or_path: str, attention_dropout: float = 0.0,
+                         hidden_dropout: float = 0.1) -> PreTrainedModel:
     """A sequence classifier with two labels on top of a pre-trained encoder (the head is new)."""
     try:
         model = AutoModelForSequenceClassification.from_pretrained(
             name_or_path, num_labels=2, id2label=dict(ID2LABEL), label2id={v: k for k, v in ID2LABEL.items()},
-            attention_probs_dropout_prob=attention_dropout, attn_implementation="sdpa", dtype=torch.float32)
+            attention_probs_dropout_prob=attention_dropout, hidden_dropout_prob=hidden_dropout,
+            attn_implementation="sdpa", dtype=torch.float32)
     except (OSError, ValueError) as err:
         raise SentimentError(f"could not load the model {name_or_path!r} ({err}); give a hub id where the hub is "
                              f"reachable, or a local model folder") from err

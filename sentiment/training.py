@@ -117,7 +117,7 @@ def prepare(config: TrainConfig) -> tuple[Run, EncodedSplit]:
     distributed.check_same_data([len(train.labels), sum(map(len, train.input_ids)), len(validation.labels),
                                  len(test.labels)], context)
     runtime.set_seed(config.seed)
-    model = load_base_classifier(model_path, config.attention_dropout).to(device)
+    model = load_base_classifier(model_path, config.attention_dropout, config.hidden_dropout).to(device)
     steps_per_epoch = -(-len(train.labels) // config.batch_size)
     total_steps = steps_per_epoch * config.epochs
     if config.max_steps is not None:

@@ -25,6 +25,7 @@ BAD_VALUES = [
     ("learning_rate", 0.0, "--learning-rate"),
     ("warmup_ratio", 1.0, "--warmup-ratio"),
     ("attention_dropout", -0.1, "--attention-dropout"),
+    ("hidden_dropout", 1.0, "--hidden-dropout"),
     ("save_dtype", "int8", "--save-dtype"),
     ("fairness_max_reviews", 0, "--fairness-max-reviews"),
 ]

@@ -23,10 +23,11 @@ from sentiment import checkpoint, distributed
 
 REPO = Path(__file__).resolve().parents[1]
 # 36 train reviews in global batches of 7: five full batches and a last one of a single review, which leaves
-# the second rank with a zero-weight stand-in. Dropout off (see no_dropout_model), so the runs can be compared.
+# the second rank with a zero-weight stand-in.
 FLAGS = ["--batch-size", "7", "--max-length", "128", "--validation-split", "0.25", "--learning-rate", "1e-3",
          "--epochs", "2", "--precision", "fp32", "--device", "cpu", "--num-threads", "1", "--no-progress",
          "--save-dtype", "fp32", "--no-fairness"]
+NO_DROPOUT = ["--hidden-dropout", "0"]
 
 
 def two(rank: int) -> distributed.Context:
@@ -140,19 +141,6 @@ def test_fairness_only_refuses_torchrun(monkeypatch, tmp_path, capsys):
 # --- end to end ------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def no_dropout_model(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny model without hidden dropout: with it, ranks draw other masks than one process, and the runs
-    could only be compared statistically."""
-    folder = tmp_path_factory.mktemp("tiny_no_dropout")
-    for item in tiny_model_dir.iterdir():
-        (folder / item.name).write_bytes(item.read_bytes())
-    config = json.loads((folder / "config.json").read_text())
-    config["hidden_dropout_prob"] = 0.0
-    (folder / "config.json").write_text(json.dumps(config))
-    return folder
-
-
 def argv(data: Path, model: Path, folder: Path, *extra: str) -> list[str]:
     return ["--data", str(data), "--model", str(model), "--output-dir", str(folder / "artifacts"),
             "--checkpoint-dir", str(folder / "checkpoints"), *FLAGS, *extra]
@@ -175,9 +163,11 @@ def run_to_end(flags: list[str], log: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def single(small_imdb: Path, no_dropout_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def single(small_imdb: Path, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One process, no dropout: with it, ranks draw other masks than one process, and the runs could only be
+    compared statistically."""
     folder = tmp_path_factory.mktemp("single_process")
-    assert train.main(argv(small_imdb, no_dropout_model, folder)) == 0
+    assert train.main(argv(small_imdb, tiny_model_dir, folder, *NO_DROPOUT)) == 0
     return folder
 
 
@@ -203,13 +193,13 @@ def assert_same_training(folder: Path, reference: Path, initial: Path) -> None:
 
 
 @pytest.mark.slow
-def test_two_processes_train_as_one(small_imdb, no_dropout_model, single, tmp_path):
-    output = run_to_end(argv(small_imdb, no_dropout_model, tmp_path), tmp_path / "torchrun.log")
+def test_two_processes_train_as_one(small_imdb, tiny_model_dir, single, tmp_path):
+    output = run_to_end(argv(small_imdb, tiny_model_dir, tmp_path, *NO_DROPOUT), tmp_path / "torchrun.log")
     assert "each global batch shared by 2 processes" in output
     assert output.count("\nartifacts written to") == 1  # rank 0 alone writes and reports
     assert sorted(p.name for p in (tmp_path / "artifacts").iterdir()) == \
         sorted(p.name for p in (single / "artifacts").iterdir())
-    assert_same_training(tmp_path, single, no_dropout_model)
+    assert_same_training(tmp_path, single, tiny_model_dir)
 
 
 @pytest.fixture(scope="module")

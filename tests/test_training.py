@@ -164,6 +164,15 @@ def test_transformers_pipeline_loads_the_folder(trained, predictor):
     assert scores == pytest.approx(predictor.predict(text)["probabilities"], abs=5e-3)
 
 
+def test_dropout_flags_reach_the_model(tiny_model_dir):
+    from sentiment.modeling import load_base_classifier
+
+    model = load_base_classifier(str(tiny_model_dir), attention_dropout=0.05, hidden_dropout=0.0)
+    assert model.config.hidden_dropout_prob == 0.0
+    assert model.config.attention_probs_dropout_prob == 0.05
+    assert load_base_classifier(str(tiny_model_dir)).config.hidden_dropout_prob == 0.1
+
+
 # --- resume ----------------------------------------------------------------------------------------------------
 
 
