@@ -24,6 +24,10 @@ import numpy as np
 from gradio_client import Client
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sentiment.config import DEFAULT_IG_STEPS  # noqa: E402  (the app's default explanation steps)
+
 REVIEWS = [
     "A warm, funny film with a wonderful cast; I would happily watch it again.",
     "Dull and far too long. The plot goes nowhere and the acting is wooden.",
@@ -61,7 +65,7 @@ def user(url: str, requests: int, explain_share: float, seed: int) -> list[tuple
         start = time.perf_counter()
         try:
             client.predict(review, api_name="/predict") if kind == "predict" else \
-                client.predict(review, 16, api_name="/explain")
+                client.predict(review, DEFAULT_IG_STEPS, api_name="/explain")
             ok = True
         except Exception:
             ok = False
