@@ -9,9 +9,9 @@ import argparse
 import logging
 import os
 
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+from sentiment.config import DEFAULT_IG_STEPS  # light: no torch, no gradio
 
-from sentiment.config import DEFAULT_IG_STEPS  # noqa: E402  (light: no torch)
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -156,17 +156,22 @@ def load_acl_tarball(path: Path) -> dict[str, pd.DataFrame]:
     return _acl_frames(entries, str(path))
 
 
+def _split_file(folder: Path, split: str) -> Path | None:
+    """The table file of one split in a folder (train.parquet, test.csv, ...), in FILE_SUFFIXES order."""
+    return next((folder / f"{split}{s}" for s in FILE_SUFFIXES if (folder / f"{split}{s}").exists()), None)
+
+
 def load_folder(path: Path) -> dict[str, pd.DataFrame]:
     """A folder of train.* and test.* tables, or the original aclImdb layout."""
     if (path / "train" / "pos").is_dir() or (path / "aclImdb").is_dir():
         return load_acl_folder(path)
     found = {}
     for split in ("train", "test"):
-        candidates = [path / f"{split}{suffix}" for suffix in FILE_SUFFIXES if (path / f"{split}{suffix}").exists()]
-        if not candidates:
+        table = _split_file(path, split)
+        if table is None:
             raise SentimentError(f"{path}: no {split}.parquet, {split}.csv or {split}.jsonl here, and it is not an "
                                  f"aclImdb folder")
-        found[split] = read_table(candidates[0])
+        found[split] = read_table(table)
     return found
 
 
@@ -231,9 +236,9 @@ def texts_by_key(data: str, split: str = "test") -> dict[str, str]:
 
     A folder needs only that split's file: the app serves test texts without the training data."""
     path = Path(data).expanduser()
-    files = [path / f"{split}{suffix}" for suffix in FILE_SUFFIXES if (path / f"{split}{suffix}").is_file()]
-    if path.is_dir() and files:
-        frame = read_table(files[0])
+    table = _split_file(path, split) if path.is_dir() else None
+    if table is not None:
+        frame = read_table(table)
     else:
         raw, source = load_raw(data)
         if split not in raw:

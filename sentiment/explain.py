@@ -9,7 +9,7 @@ import torch
 from captum.attr import LayerIntegratedGradients
 
 from sentiment.config import DEFAULT_IG_STEPS, ID2LABEL
-from sentiment.modeling import attention
+from sentiment.modeling import attention as attention_kernel
 from sentiment.predict import Predictor, check_text
 from sentiment.text import truncate
 
@@ -120,7 +120,7 @@ class Explainer:
         baseline[0, 0], baseline[0, -1] = ids[0], ids[-1]
         mask = torch.ones_like(input_ids)
         steps = n_steps or self.n_steps
-        with self.predictor.lock, attention(self.model, self.attention):
+        with self.predictor.lock, attention_kernel(self.model, self.attention):
             attributions, delta = self._ig.attribute(
                 input_ids, baselines=baseline, additional_forward_args=(mask,), n_steps=steps,
                 internal_batch_size=max(1, self.tokens_per_batch // len(ids)), return_convergence_delta=True)
