@@ -231,18 +231,23 @@ def _stratify(frame: pd.DataFrame, source: str) -> pd.Series:
 
 
 
-def texts_by_key(data: str, split: str = "test") -> dict[str, str]:
+def texts_by_key(data: str, split: str = "test", text_column: str = "text") -> dict[str, str]:
     """Review texts of one split keyed by `review_key`, to join onto keyed predictions (which hold no text).
 
-    A folder needs only that split's file: the app serves test texts without the training data."""
+    A folder needs only that split's file: the app serves test texts without the training data. One table file
+    has no splits (train.py carved its test split from it, or it is the --test-data file): all its rows are
+    keyed, and the join keeps those the predictions name."""
     path = Path(data).expanduser()
     table = _split_file(path, split) if path.is_dir() else None
     if table is not None:
-        frame = read_table(table)
+        frame, source = read_table(table), str(table)
     else:
         raw, source = load_raw(data)
-        if split not in raw:
+        if split not in raw and len(raw) > 1:
             raise SentimentError(f"{source}: has no {split} split")
-        frame = raw[split]
-    column = "text" if "text" in frame.columns else frame.columns[0]
+        frame = raw[split] if split in raw else raw["train"]
+    column = text_column if text_column in frame.columns else "text"
+    if column not in frame.columns:
+        raise SentimentError(f"{source}: no column {text_column!r} holds the review texts (columns: "
+                             f"{', '.join(map(str, frame.columns))}); train with --text-column naming it")
     return {review_key(t): t for t in frame[column].astype(str)}

@@ -47,15 +47,26 @@ class Services:
     @classmethod
     def load(cls, artifacts: str | Path, data: str | None = None, ig_steps: int = DEFAULT_IG_STEPS) -> Services:
         predictor = Predictor.from_artifacts(artifacts)
+        evaluation = load_evaluation(artifacts)
         texts, message = None, DATA_HINT
         if data:
             try:
-                texts = texts_by_key(data)
-                message = f"Review texts joined from `{data}` ({len(texts):,} test reviews)."
+                texts, message = _test_texts(data, evaluation)
             except SentimentError as err:
                 log.warning("error explorer without texts: %s", err)
                 message = f"Could not read review texts from `{data}`: {err}\n\n{DATA_HINT}"
-        return cls(predictor, Explainer(predictor, n_steps=ig_steps), load_evaluation(artifacts), texts, message)
+        return cls(predictor, Explainer(predictor, n_steps=ig_steps), evaluation, texts, message)
+
+
+def _test_texts(data: str, evaluation: dict) -> tuple[dict[str, str], str]:
+    """The texts of the artifacts' test reviews from `data`, read with the training run's text column."""
+    texts = texts_by_key(data, text_column=evaluation["training_config"]["config"].get("text_column", "text"))
+    keys = evaluation["predictions"]["key"]
+    found = int(keys.isin(list(texts)).sum())
+    if not found:
+        raise SentimentError(f"none of its {len(texts):,} reviews is one of the {len(keys):,} test reviews these "
+                             f"artifacts were evaluated on; give the data the model was trained with")
+    return texts, f"Review texts joined from `{data}` ({found:,} of {len(keys):,} test reviews)."
 
 
 def _explanation_outputs(explanation: Explanation) -> tuple[list, pd.DataFrame, str]:

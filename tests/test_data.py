@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from pandas.testing import assert_frame_equal
 
-from sentiment.data import load_splits, map_labels, parse_label_map
+from sentiment.data import load_splits, map_labels, parse_label_map, review_key, texts_by_key
 from sentiment.errors import SentimentError
 
 SEED = 7
@@ -279,3 +279,15 @@ def test_jsonl_with_a_broken_line_is_named(tmp_path):
     path.write_text(json.dumps({"text": "fine", "label": 1}) + "\n{not json\n", encoding="utf-8")
     with pytest.raises(SentimentError, match="broken.jsonl"):
         load_splits(str(path))
+
+
+def test_texts_of_one_file_are_all_its_rows_read_from_the_named_column(frames, tmp_path):
+    """train.py carves the test split of one file itself, so the app's join needs every row, under the column the
+    run was trained with."""
+    path = write(frames[0].rename(columns={"text": "review"}), tmp_path / "reviews.csv")
+    texts = texts_by_key(str(path), text_column="review")
+    assert texts == {review_key(t): t for t in frames[0]["text"]}
+    with pytest.raises(SentimentError, match="no column 'text'") as err:
+        texts_by_key(str(path))
+    assert "review" in str(err.value) and "--text-column" in str(err.value)
+

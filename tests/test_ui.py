@@ -3,12 +3,16 @@ Services load with and without review texts; app.py reads its flags and environm
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import gradio as gr
+import pandas as pd
 import pytest
 
 import app
+from sentiment.artifacts import write_manifest
 from sentiment.predict import MAX_TEXT_CHARS
 from sentiment.ui import DATA_HINT, Handlers, Services, build_app
 
@@ -180,6 +184,28 @@ def test_services_take_a_folder_with_only_the_test_file(tiny_artifacts, review_t
     review_tables[1].to_parquet(tmp_path / "test.parquet", index=False)
     services = Services.load(tiny_artifacts, str(tmp_path), ig_steps=8)
     assert services.texts is not None and set(services.texts.values()) == set(review_tables[1]["text"])
+
+
+def test_services_read_texts_with_the_column_the_model_was_trained_with(tiny_artifacts, review_tables, tmp_path):
+    artifacts = tmp_path / "artifacts"
+    shutil.copytree(tiny_artifacts, artifacts)
+    resolved = json.loads((artifacts / "training_config.json").read_text())
+    resolved["config"]["text_column"] = "review"
+    (artifacts / "training_config.json").write_text(json.dumps(resolved))
+    write_manifest(artifacts)  # as a run trained with --text-column review writes it
+    # One file holding the test reviews among others, as when train.py carved the test split from it.
+    reviews = pd.concat(review_tables).rename(columns={"text": "review"})
+    reviews.to_csv(tmp_path / "reviews.csv", index=False)
+    services = Services.load(artifacts, str(tmp_path / "reviews.csv"), ig_steps=8)
+    assert services.texts is not None and set(review_tables[1]["text"]) <= set(services.texts.values())
+    assert "(16 of 16 test reviews)" in services.data_message
+
+
+def test_services_with_data_holding_none_of_the_test_reviews_say_so(tiny_artifacts, review_tables, tmp_path):
+    review_tables[0].to_parquet(tmp_path / "train-only.parquet", index=False)
+    services = Services.load(tiny_artifacts, str(tmp_path / "train-only.parquet"), ig_steps=8)
+    assert services.texts is None
+    assert "none of its 48 reviews is one of the 16 test reviews" in services.data_message
 
 
 def test_services_with_a_bad_data_path_still_load_and_say_how_to_fix_it(tiny_artifacts, tmp_path):
