@@ -30,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
                                f"%(name)s: %(message)s")
     try:
         config = from_namespace(args, TrainConfig)
-        from sentiment.training import add_fairness, train  # heavy imports only after the flags are valid
+        from sentiment.finish import add_fairness  # heavy imports only after the flags are valid
+        from sentiment.training import train
 
         output_dir = add_fairness(config) if config.fairness_only else train(config)
     except SentimentError as err:

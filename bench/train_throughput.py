@@ -28,8 +28,8 @@ from sentiment import distributed, runtime  # noqa: E402
 from sentiment.checkpoint import TrainState  # noqa: E402
 from sentiment.config import DEFAULT_MODEL, TrainConfig  # noqa: E402
 from sentiment.modeling import load_base_classifier, load_tokenizer, resolve_model  # noqa: E402
-from sentiment.text import Encoder, length_grouped_batches  # noqa: E402
-from sentiment.training import EncodedSplit, Run, build_optimizer, train_step  # noqa: E402
+from sentiment.text import EncodedSplit, Encoder, length_grouped_batches  # noqa: E402
+from sentiment.training import Run, build_optimizer, train_step  # noqa: E402
 
 
 def bf16_peak(size: int = 2048, repeats: int = 20) -> float:

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from sentiment.config import TrainConfig
 from sentiment.errors import SentimentError
 
 log = logging.getLogger(__name__)
@@ -223,6 +224,14 @@ def load_splits(data: str, *, test_data: str | None = None, text_column: str = "
     log.info("data %s: %d train, %d validation, %d test reviews", source, len(splits.train), len(splits.validation),
              len(splits.test))
     return splits
+
+
+def config_splits(config: TrainConfig) -> Splits:
+    """The train/validation/test splits a config describes; the same for training and --fairness-only."""
+    return load_splits(config.data, test_data=config.test_data, text_column=config.text_column,
+                       label_column=config.label_column, label_map=config.label_map,
+                       validation_split=config.validation_split, max_train_samples=config.max_train_samples,
+                       max_eval_samples=config.max_eval_samples, seed=config.seed)
 
 
 def _stratify(frame: pd.DataFrame, source: str) -> pd.Series:

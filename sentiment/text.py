@@ -1,13 +1,17 @@
-"""Tokenisation with head/tail truncation, and length-grouped batches with little padding."""
+"""Tokenisation with head/tail truncation, length-grouped batches with little padding, and a split's encoded
+reviews."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from sentiment.data import review_key
 from sentiment.errors import SentimentError
 
 
@@ -100,3 +104,22 @@ def token_budget_batches(lengths: Sequence[int], tokens_per_batch: int, multiple
         batch.append(index)
     if batch:
         yield batch
+
+
+@dataclass
+class EncodedSplit:
+    """Token ids of one split (already truncated, with [CLS]/[SEP]), labels, and what the app needs to show."""
+
+    input_ids: list[list[int]]
+    labels: np.ndarray
+    keys: list[str]
+    full_lengths: np.ndarray
+    texts: list[str]
+
+    @classmethod
+    def build(cls, frame: pd.DataFrame, encoder: Encoder) -> EncodedSplit:
+        texts = frame["text"].tolist()
+        full = encoder.tokenizer(texts, add_special_tokens=True, return_length=True, return_attention_mask=False,
+                                 verbose=False)["length"]
+        return cls(encoder.encode(texts), frame["labels"].to_numpy(), [review_key(t) for t in texts], np.asarray(full),
+                   texts)

@@ -1,4 +1,5 @@
-"""Fine-tune a BERT-family classifier on review data, evaluate it on the test split, write the artifacts."""
+"""Fine-tune a BERT-family classifier on review data: prepare, the epoch loop, checkpoints; then finish.py
+evaluates the best epoch on the test split and writes the artifacts."""
 
 from __future__ import annotations
 
@@ -16,47 +17,17 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedModel, get_linear_schedule_with_warmup
 
 from sentiment import checkpoint, distributed, runtime
-from sentiment.artifacts import (
-    FAIRNESS,
-    HISTORY,
-    METRICS,
-    PREDICTIONS,
-    TRAINING_CONFIG,
-    check_writable,
-    save_atomically,
-    update_atomically,
-    write_json,
-)
+from sentiment.artifacts import check_writable
 from sentiment.checkpoint import TrainState
 from sentiment.config import TrainConfig
-from sentiment.data import Splits, load_splits, review_key
-from sentiment.errors import SentimentError
-from sentiment.evaluation import compute_metrics
-from sentiment.fairness import counterfactual_copies, fairness_report
+from sentiment.data import config_splits
+from sentiment.fairness import counterfactual_copies
+from sentiment.finish import finish
 from sentiment.modeling import load_base_classifier, load_tokenizer, resolve_model
-from sentiment.predict import Predictor, batched_probs
-from sentiment.text import Encoder, length_grouped_batches, pad_batch
+from sentiment.predict import batched_probs
+from sentiment.text import EncodedSplit, Encoder, length_grouped_batches, pad_batch
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class EncodedSplit:
-    """Token ids of one split (already truncated, with [CLS]/[SEP]), labels, and what the app needs to show."""
-
-    input_ids: list[list[int]]
-    labels: np.ndarray
-    keys: list[str]
-    full_lengths: np.ndarray
-    texts: list[str]
-
-    @classmethod
-    def build(cls, frame: pd.DataFrame, encoder: Encoder) -> EncodedSplit:
-        texts = frame["text"].tolist()
-        full = encoder.tokenizer(texts, add_special_tokens=True, return_length=True, return_attention_mask=False,
-                                 verbose=False)["length"]
-        return cls(encoder.encode(texts), frame["labels"].to_numpy(), [review_key(t) for t in texts], np.asarray(full),
-                   texts)
 
 
 @dataclass
@@ -91,14 +62,6 @@ def build_optimizer(model: torch.nn.Module, config: TrainConfig, total_steps: in
     optimizer = torch.optim.AdamW(groups, lr=config.learning_rate, fused=device.type in ("cpu", "cuda"))
     scheduler = get_linear_schedule_with_warmup(optimizer, round(config.warmup_ratio * total_steps), total_steps)
     return optimizer, scheduler
-
-
-def config_splits(config: TrainConfig) -> Splits:
-    """The train/validation/test splits a config describes; the same for training and --fairness-only."""
-    return load_splits(config.data, test_data=config.test_data, text_column=config.text_column,
-                       label_column=config.label_column, label_map=config.label_map,
-                       validation_split=config.validation_split, max_train_samples=config.max_train_samples,
-                       max_eval_samples=config.max_eval_samples, seed=config.seed)
 
 
 def prepare(config: TrainConfig) -> tuple[Run, EncodedSplit]:
@@ -246,64 +209,6 @@ def fit(run: Run) -> TrainState:
     return state
 
 
-def evaluate_test(run: Run, test: EncodedSplit) -> tuple[dict, pd.DataFrame, Predictor]:
-    """Metrics and per-review predictions on the test split, computed exactly as the app will serve them."""
-    predictor = Predictor(run.model, run.encoder, device=run.device, precision=run.config.precision,
-                          tokens_per_batch=run.config.eval_tokens_per_batch)
-    context = run.context
-    probs = predictor.predict_encoded(test.input_ids[context.rank::context.world],
-                                      progress=run.config.progress and context.is_main)
-    probs = distributed.gather_rows(probs, len(test.input_ids), context)[:, 1]
-    predictions = pd.DataFrame({
-        "key": test.keys, "labels": test.labels.astype(np.int8), "prob_positive": probs.astype(np.float32),
-        "predicted": (probs >= 0.5).astype(np.int8), "n_tokens": test.full_lengths.astype(np.int32),
-        "truncated": test.full_lengths > run.config.max_length})
-    return compute_metrics(test.labels, probs), predictions, predictor
-
-
-def probe_fairness(predictor: Predictor, test: EncodedSplit, config: TrainConfig) -> dict:
-    log.info("fairness probe: template suite and up to %d test reviews per category", config.fairness_max_reviews)
-    return fairness_report(lambda texts: predictor.predict_proba(texts)[:, 1], test.texts, test.keys,
-                           config.fairness_max_reviews, seed=config.seed)
-
-
-def add_fairness(config: TrainConfig) -> Path:
-    """--fairness-only: probe the model already in --output-dir and add fairness.json to its artifacts."""
-    if distributed.launched().enabled:
-        raise SentimentError("--fairness-only runs in one process: start it with python train.py, not torchrun")
-    runtime.set_threads(config.num_threads)
-    predictor = Predictor.from_artifacts(config.output_dir, device=config.device, precision=config.precision)
-    splits = config_splits(config)
-    texts = splits.test["text"].tolist()
-    test = EncodedSplit([], splits.test["labels"].to_numpy(), [review_key(t) for t in texts], np.zeros(0), texts)
-    report = probe_fairness(predictor, test, config)
-    return update_atomically(config.output_dir, lambda folder: write_json(folder / FAIRNESS, report))
-
-
-def write_artifacts(run: Run, state: TrainState, weights: dict[str, torch.Tensor], metrics: dict,
-                    predictions: pd.DataFrame, fairness: dict | None, seconds: float) -> Path:
-    """The model as rounded to --save-dtype before the test evaluation (which casts the live model for
-    inference), its tokenizer, and the evaluation."""
-    config = run.config
-    resolved = {"config": config.to_dict(), "base_model": config.model,
-                "runtime": runtime.describe(run.device, run.precision), "wall_seconds": seconds,
-                "sizes": {"train": len(run.train.labels), "validation": len(run.validation.labels),
-                          "test": len(predictions)}}
-
-    def write(folder: Path) -> None:
-        run.model.to(runtime.DTYPES[config.save_dtype]).load_state_dict(weights)
-        run.model.save_pretrained(folder, safe_serialization=True)
-        run.encoder.tokenizer.save_pretrained(folder)
-        write_json(folder / TRAINING_CONFIG, resolved)
-        write_json(folder / HISTORY, {"epochs": state.history, "best_epoch": state.best_epoch})
-        write_json(folder / METRICS, metrics)
-        predictions.to_parquet(folder / PREDICTIONS, index=False)
-        if fairness is not None:
-            write_json(folder / FAIRNESS, fairness)
-
-    return save_atomically(config.output_dir, write)
-
-
 def train(config: TrainConfig) -> Path:
     """The whole run: prepare, fit (or resume), pick the best epoch, evaluate on test, write the artifacts.
 
@@ -314,22 +219,3 @@ def train(config: TrainConfig) -> Path:
     output_dir = finish(run, test, fit(run), started)
     distributed.teardown(run.context)
     return output_dir
-
-
-def finish(run: Run, test: EncodedSplit, state: TrainState, started: float) -> Path:
-    """Best epoch's weights, test evaluation, fairness probe and artifacts, after training."""
-    config, context = run.config, run.context
-    if context.is_main:
-        checkpoint.load_best(run.checkpoint_dir, run.model)
-    distributed.broadcast_weights(run.model, context)
-    # Round to the dtype the artifacts store, so the test metrics are those of the shipped weights.
-    run.model.to(runtime.DTYPES[config.save_dtype])
-    weights = {name: tensor.detach().clone() for name, tensor in run.model.state_dict().items()} \
-        if context.is_main else {}
-    metrics, predictions, predictor = evaluate_test(run, test)
-    log.info("test: accuracy %.4f, ROC-AUC %.4f, macro F1 %.4f", metrics["accuracy"], metrics["roc_auc"],
-             metrics["macro"]["f1"])
-    if not context.is_main:
-        return Path(config.output_dir)
-    fairness = probe_fairness(predictor, test, config) if config.fairness else None
-    return write_artifacts(run, state, weights, metrics, predictions, fairness, time.monotonic() - started)

@@ -119,7 +119,7 @@ def test_fairness_only_replaces_an_existing_report(artifacts_copy, small_imdb):
 
 
 def test_a_failed_fairness_only_run_leaves_the_artifacts_as_they_were(artifacts_copy, small_imdb, monkeypatch):
-    from sentiment import training
+    from sentiment import finish
 
     report_before = (artifacts_copy / FAIRNESS).read_bytes()
 
@@ -127,7 +127,7 @@ def test_a_failed_fairness_only_run_leaves_the_artifacts_as_they_were(artifacts_
         Path(path).write_text('{"suite": ', encoding="utf-8")
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(training, "write_json", write_half_then_crash)
+    monkeypatch.setattr(finish, "write_json", write_half_then_crash)
     with pytest.raises(RuntimeError, match="disk full"):
         train.main([*FAIRNESS_ONLY, "--output-dir", str(artifacts_copy), "--data", str(small_imdb)])
     verify_manifest(artifacts_copy)
