@@ -5,42 +5,44 @@
 #
 # DATA_FOLDER holds train.parquet and test.parquet (docs/performance.md says which slice was used). Three runs of
 # the default recipe (learning rate 2e-5, batch 16, max length 512, bf16 autocast), each with its log in OUT_FOLDER:
-#   minilm     the default model's architecture, one epoch over all of DATA_FOLDER's training reviews, started from
-#              the shipped weights in artifacts/ (the pre-trained copy does not fit the 64 MiB), so its accuracy
-#              shows that training on CUDA does not break the model, not what a fresh fine-tune reaches;
+#   minilm     the default model's architecture, one epoch over DATA_FOLDER's training reviews (less the 10 %
+#              validation hold-out), started from the shipped weights in artifacts/ (the pre-trained copy does not
+#              fit the 64 MiB), so its accuracy shows that training on CUDA does not break the model, not what a
+#              fresh fine-tune reaches;
 #   bert-base  bert-base-uncased's architecture (BertConfig's defaults) with random weights built here: its
 #              throughput is that of the real checkpoint, its accuracy means nothing (no fairness probe);
 #   minilm-b64 as minilm with batch 64, 200 steps: how much a bigger batch lifts throughput on the GPU.
-# Then OUT_FOLDER/summary.json: per run real tokens/s, seconds, accuracies and model FLOP/s as a share of the
-# GPU's measured bf16 matmul peak. DEVICE (default cuda) and EXTRA (more train.py flags) are for dry runs on a CPU.
+# Then OUT_FOLDER/summary.json: per run real tokens/s, seconds, accuracies and model FLOP/s (counted as in
+# bench/train_throughput.py) as a share of the GPU's bf16 matmul peak measured first; OUT_FOLDER/dmon.txt samples
+# GPU use every 5 s with timestamps. DEVICE (default cuda) and EXTRA (more train.py flags) are for dry runs on a CPU.
 set -u -o pipefail
-data=${1:?usage: bash bench/gpu_train.sh DATA_FOLDER OUT_FOLDER}
+data=$(realpath "${1:?usage: bash bench/gpu_train.sh DATA_FOLDER OUT_FOLDER}")
 out=${2:?usage: bash bench/gpu_train.sh DATA_FOLDER OUT_FOLDER}
+mkdir -p "$out" && out=$(realpath "$out")
+cd "$(dirname "$0")/.." || exit 1  # the repository root: train.py, artifacts/, bench/
 device=${DEVICE:-cuda}
 work=$(mktemp -d)
-mkdir -p "$out"
+dmon=
+cleanup() {
+    [ -n "$dmon" ] && kill "$dmon" 2> /dev/null
+    rm -rf "$work"
+}
+trap cleanup EXIT
 export PYTHONUNBUFFERED=1
 
-{ nvidia-smi -L 2>&1; nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv 2>&1; } \
-    > "$out/env.txt"
+{ date -u +"started %FT%TZ"; nvidia-smi -L 2>&1
+  nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv 2>&1; } > "$out/env.txt"
 python3 - "$device" >> "$out/env.txt" 2>&1 <<'EOF'
-import sys, time, torch, transformers
+import sys
+import torch, transformers
+sys.path.insert(0, "bench")
+from train_throughput import bf16_peak
 print(f"torch {torch.__version__}, transformers {transformers.__version__}, cuda {torch.version.cuda}")
-device = sys.argv[1]
-size = 8192 if device == "cuda" else 512
-a, b = (torch.randn(size, size, dtype=torch.bfloat16, device=device) for _ in range(2))
-for _ in range(3):
-    a @ b
-torch.cuda.synchronize() if device == "cuda" else None
-start = time.perf_counter()
-for _ in range(10):
-    a @ b
-torch.cuda.synchronize() if device == "cuda" else None
-print(f"bf16_matmul_flops {2 * size**3 * 10 / (time.perf_counter() - start):.4g}")
+cuda = sys.argv[1] == "cuda"
+print(f"bf16_matmul_flops {bf16_peak(8192 if cuda else 512, 10, sys.argv[1]):.4g}")
 EOF
-dmon=
 if command -v nvidia-smi > /dev/null; then
-    nvidia-smi dmon -s u -d 5 > "$out/dmon.txt" 2>&1 &
+    nvidia-smi dmon -s u -d 5 -o T > "$out/dmon.txt" 2>&1 &
     dmon=$!
 fi
 
@@ -68,6 +70,8 @@ python3 - "$work" "$out" <<'EOF'
 import json, re, sys
 from pathlib import Path
 from transformers import AutoModelForSequenceClassification
+sys.path.insert(0, "bench")
+from train_throughput import flops_per_token
 work, out = Path(sys.argv[1]), Path(sys.argv[2])
 peak = float(re.search(r"bf16_matmul_flops (\S+)", (out / "env.txt").read_text()).group(1))
 summary = {"bf16_matmul_peak_flops": peak, "runs": {}}
@@ -79,21 +83,18 @@ for name in ("minilm", "bert-base", "minilm-b64"):
     resolved = json.loads((work / name / "training_config.json").read_text())
     metrics = json.loads((work / name / "metrics.json").read_text())
     model = AutoModelForSequenceClassification.from_pretrained(work / name)
-    c = model.config  # FLOPs as bench/train_throughput.py counts them
-    non_embedding = sum(p.numel() for n, p in model.named_parameters() if "embeddings" not in n)
     tokens = history["train_tokens_per_second"] * history["train_seconds"]
     seq_len = tokens / (history["step"] * resolved["config"]["batch_size"])
-    flops_per_token = 6 * non_embedding + 12 * c.num_hidden_layers * seq_len * c.hidden_size
     summary["runs"][name] = {
         "runtime": resolved["runtime"], "sizes": resolved["sizes"], "steps": history["step"],
         "batch_size": resolved["config"]["batch_size"], "real_tokens": round(tokens),
         "mean_real_tokens_per_review": round(seq_len, 1), "train_seconds": round(history["train_seconds"], 2),
         "real_tokens_per_second": round(history["train_tokens_per_second"]),
-        "share_of_bf16_peak": round(flops_per_token * history["train_tokens_per_second"] / peak, 4),
+        "share_of_bf16_peak": round(flops_per_token(model, seq_len) * history["train_tokens_per_second"] / peak,
+                                    4),
         "wall_seconds": round(resolved["wall_seconds"], 1), "validation_accuracy": round(history["eval_accuracy"], 4),
         "test_accuracy": round(metrics["accuracy"], 4), "test_roc_auc": round(metrics["roc_auc"], 4)}
 (out / "summary.json").write_text(json.dumps(summary, indent=2))
 print(json.dumps(summary, indent=2))
 EOF
-[ -n "$dmon" ] && kill "$dmon"
-rm -rf "$work"
+date -u +"ended %FT%TZ" >> "$out/env.txt"

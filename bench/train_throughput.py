@@ -32,14 +32,17 @@ from sentiment.text import EncodedSplit, Encoder, length_grouped_batches  # noqa
 from sentiment.training import Run, build_optimizer, train_step  # noqa: E402
 
 
-def bf16_peak(size: int = 2048, repeats: int = 20) -> float:
-    """Measured bf16 matmul FLOP/s of this machine, all threads."""
-    a, b = torch.randn(size, size, dtype=torch.bfloat16), torch.randn(size, size, dtype=torch.bfloat16)
+def bf16_peak(size: int = 2048, repeats: int = 20, device: str = "cpu") -> float:
+    """Measured bf16 matmul FLOP/s of this machine's CPU (all threads) or of a GPU (bench/gpu_train.sh)."""
+    a, b = (torch.randn(size, size, dtype=torch.bfloat16, device=device) for _ in range(2))
+    wait = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     for _ in range(3):
         a @ b
+    wait()
     start = time.perf_counter()
     for _ in range(repeats):
         a @ b
+    wait()
     return 2 * size**3 * repeats / (time.perf_counter() - start)
 
 

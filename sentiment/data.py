@@ -257,6 +257,7 @@ def texts_by_key(data: str, split: str = "test", text_column: str = "text") -> d
         frame = raw[split] if split in raw else raw["train"]
     column = text_column if text_column in frame.columns else "text"
     if column not in frame.columns:
-        raise SentimentError(f"{source}: no column {text_column!r} holds the review texts (columns: "
-                             f"{', '.join(map(str, frame.columns))}); train with --text-column naming it")
+        raise SentimentError(f"{source}: no column {text_column!r} (the training run's --text-column) holds the "
+                             f"review texts (columns: {', '.join(map(str, frame.columns))}); give the data the model "
+                             f"was trained on")
     return {review_key(t): t for t in frame[column].astype(str)}

@@ -30,8 +30,10 @@ EXAMPLES = [
 ]
 TOP_COLUMNS = ["pushes toward", "word", "attribution"]
 DATA_HINT = ("Review texts are not shipped with the app. To read them here, start it with `--data PATH` "
-             "(or set `SENTIMENT_DATA`) pointing at a local IMDB copy, such as a folder with test.parquet, an "
-             "aclImdb folder or aclImdb_v1.tar.gz, or `--data imdb` where the Hugging Face hub is reachable.")
+             "(or set `SENTIMENT_DATA`) pointing at the data the model was evaluated on: a local IMDB copy, such as "
+             "a folder with test.parquet, an aclImdb folder or aclImdb_v1.tar.gz, the one CSV/JSONL/Parquet file "
+             "it was trained on (or its --test-data file), or `--data imdb` where the Hugging Face hub is "
+             "reachable.")
 
 
 @dataclass
@@ -59,14 +61,17 @@ class Services:
 
 
 def _test_texts(data: str, evaluation: dict) -> tuple[dict[str, str], str]:
-    """The texts of the artifacts' test reviews from `data`, read with the training run's text column."""
-    texts = texts_by_key(data, text_column=evaluation["training_config"]["config"].get("text_column", "text"))
+    """The texts of the artifacts' test reviews found in `data`, read with the training run's text column."""
+    config = evaluation["training_config"]["config"]
+    texts = texts_by_key(data, text_column=config.get("text_column", "text"))
     keys = evaluation["predictions"]["key"]
-    found = int(keys.isin(list(texts)).sum())
+    found = {key: texts[key] for key in keys if key in texts}
     if not found:
+        trained_on = config.get("test_data") or config.get("data")
         raise SentimentError(f"none of its {len(texts):,} reviews is one of the {len(keys):,} test reviews these "
-                             f"artifacts were evaluated on; give the data the model was trained with")
-    return texts, f"Review texts joined from `{data}` ({found:,} of {len(keys):,} test reviews)."
+                             f"artifacts were evaluated on (their training run took its test reviews from "
+                             f"`{trained_on}`); give that data")
+    return found, f"Review texts joined from `{data}` ({len(found):,} of {len(keys):,} test reviews)."
 
 
 def _explanation_outputs(explanation: Explanation) -> tuple[list, pd.DataFrame, str]:

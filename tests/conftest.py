@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 from pathlib import Path
@@ -139,3 +140,31 @@ def live_app(tiny_artifacts: Path, small_imdb: Path, tmp_path_factory: pytest.Te
             yield url, workdir
         finally:
             blocks.close()
+
+
+class SimulatedCrash(Exception):
+    pass
+
+
+@pytest.fixture()
+def crash_mid_second_epoch():
+    """A context in which a run dies right after its checkpoint at step 3 of the second epoch (past a best-epoch
+    save), as a killed run would; the context expects that crash."""
+    from sentiment import checkpoint
+
+    real_save = checkpoint.save
+
+    def save_then_crash(folder, config, state, *args):
+        real_save(folder, config, state, *args)
+        if state.epoch == 1 and state.step_in_epoch == 3:
+            raise SimulatedCrash
+
+    @contextlib.contextmanager
+    def crashing():
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(checkpoint, "save", save_then_crash)
+            with pytest.raises(SimulatedCrash):
+                yield
+
+    return crashing
+

@@ -13,7 +13,6 @@ import torch
 from safetensors.torch import load_file
 
 import train
-from sentiment import checkpoint
 from sentiment.artifacts import read_json, verify_manifest
 from sentiment.data import review_key
 from sentiment.predict import Predictor
@@ -26,10 +25,6 @@ RESUMABLE = ["--precision", "fp32", "--batch-size", "4", "--checkpoint-minutes",
 # How far the GPU's stored test probabilities may lie from the CPU's fp32 answers for the same weights: the GPU
 # serves bf16 and fp16 runs in that precision.
 CPU_TOLERANCE = {"fp32": 1e-4, "fp16": 1e-2, "bf16": 5e-2}
-
-
-class SimulatedCrash(Exception):
-    pass
 
 
 def run(data: Path, model: Path, folder: Path, *extra: str) -> Path:
@@ -66,18 +61,9 @@ def uninterrupted(small_imdb: Path, tiny_model_dir: Path, tmp_path_factory: pyte
 
 
 def test_resume_on_the_gpu_matches_an_uninterrupted_run(small_imdb, tiny_model_dir, uninterrupted, tmp_path,
-                                                        monkeypatch):
-    real_save = checkpoint.save
-
-    def save_then_crash(folder, config, state, *args):
-        real_save(folder, config, state, *args)
-        if state.epoch == 1 and state.step_in_epoch == 3:  # mid second epoch, past a best-epoch save
-            raise SimulatedCrash
-
-    with monkeypatch.context() as patch:
-        patch.setattr(checkpoint, "save", save_then_crash)
-        with pytest.raises(SimulatedCrash):
-            run(small_imdb, tiny_model_dir, tmp_path, *RESUMABLE)
+                                                        crash_mid_second_epoch):
+    with crash_mid_second_epoch():
+        run(small_imdb, tiny_model_dir, tmp_path, *RESUMABLE)
     resumed = run(small_imdb, tiny_model_dir, tmp_path, *RESUMABLE, "--resume")
     ours, theirs = load_file(resumed / "model.safetensors"), load_file(uninterrupted / "model.safetensors")
     # The GPU's backward sums in no fixed order; attention key biases, whose gradient is only that rounding noise

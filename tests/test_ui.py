@@ -197,15 +197,17 @@ def test_services_read_texts_with_the_column_the_model_was_trained_with(tiny_art
     reviews = pd.concat(review_tables).rename(columns={"text": "review"})
     reviews.to_csv(tmp_path / "reviews.csv", index=False)
     services = Services.load(artifacts, str(tmp_path / "reviews.csv"), ig_steps=8)
-    assert services.texts is not None and set(review_tables[1]["text"]) <= set(services.texts.values())
+    assert services.texts is not None and set(services.texts.values()) == set(review_tables[1]["text"])
     assert "(16 of 16 test reviews)" in services.data_message
 
 
-def test_services_with_data_holding_none_of_the_test_reviews_say_so(tiny_artifacts, review_tables, tmp_path):
+def test_services_with_data_holding_none_of_the_test_reviews_say_so(tiny_artifacts, small_imdb, review_tables,
+                                                                    tmp_path):
     review_tables[0].to_parquet(tmp_path / "train-only.parquet", index=False)
     services = Services.load(tiny_artifacts, str(tmp_path / "train-only.parquet"), ig_steps=8)
     assert services.texts is None
     assert "none of its 48 reviews is one of the 16 test reviews" in services.data_message
+    assert f"test reviews from `{small_imdb}`" in services.data_message
 
 
 def test_services_with_a_bad_data_path_still_load_and_say_how_to_fix_it(tiny_artifacts, tmp_path):
