@@ -24,8 +24,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="the data the model was evaluated on, whose test texts the error explorer shows: a "
                              "folder with test.parquet, an aclImdb folder or tarball, 'imdb' for the hub, or the one "
                              "CSV/JSONL/Parquet file it was trained on (or its --test-data file) (env SENTIMENT_DATA; "
-                             "default: the hub on a "
-                             "Space, none elsewhere)")
+                             "default: the hub on a Space, none elsewhere)")
     parser.add_argument("--host", default=env("GRADIO_SERVER_NAME", "127.0.0.1"), help="env GRADIO_SERVER_NAME")
     parser.add_argument("--port", type=int, default=int(env("GRADIO_SERVER_PORT", "7860")),
                         help="env GRADIO_SERVER_PORT")
