@@ -71,7 +71,8 @@ def _test_texts(data: str, evaluation: dict) -> tuple[dict[str, str], str]:
         raise SentimentError(f"none of its {len(texts):,} reviews is one of the {len(keys):,} test reviews these "
                              f"artifacts were evaluated on (their training run took its test reviews from "
                              f"`{trained_on}`); give that data")
-    return found, f"Review texts joined from `{data}` ({len(found):,} of {len(keys):,} test reviews)."
+    joined = int(keys.isin(list(found)).sum())  # rows: reviews with the same text share one key
+    return found, f"Review texts joined from `{data}` ({joined:,} of {len(keys):,} test reviews)."
 
 
 def _explanation_outputs(explanation: Explanation) -> tuple[list, pd.DataFrame, str]:

@@ -13,8 +13,9 @@ import pytest
 
 import app
 from sentiment.artifacts import write_manifest
+from sentiment.data import review_key
 from sentiment.predict import MAX_TEXT_CHARS
-from sentiment.ui import DATA_HINT, Handlers, Services, build_app
+from sentiment.ui import DATA_HINT, Handlers, Services, _test_texts, build_app
 
 REVIEW = "A warm and funny film, though the middle drags. I would watch it again."
 BAD_INPUTS = [("", "empty"), ("   \n\t  ", "empty"), ("x" * (MAX_TEXT_CHARS + 1), f"{MAX_TEXT_CHARS:,}")]
@@ -199,6 +200,18 @@ def test_services_read_texts_with_the_column_the_model_was_trained_with(tiny_art
     services = Services.load(artifacts, str(tmp_path / "reviews.csv"), ig_steps=8)
     assert services.texts is not None and set(services.texts.values()) == set(review_tables[1]["text"])
     assert "(16 of 16 test reviews)" in services.data_message
+
+
+def test_the_join_counts_test_reviews_that_share_a_text_once_each(review_tables, tmp_path):
+    """IMDB's test split repeats some reviews word for word; they share a key, and each row counts as joined."""
+    texts = review_tables[1]["text"].tolist()[:2]
+    pd.DataFrame({"text": texts, "label": [0, 1]}).to_parquet(tmp_path / "test.parquet", index=False)
+    keys = [review_key(texts[0]), review_key(texts[0]), review_key(texts[1]), "not-in-the-data"]
+    evaluation = {"training_config": {"config": {"text_column": "text", "data": str(tmp_path)}},
+                  "predictions": pd.DataFrame({"key": keys})}
+    found, message = _test_texts(str(tmp_path), evaluation)
+    assert found == {review_key(t): t for t in texts}
+    assert "(3 of 4 test reviews)" in message
 
 
 def test_services_with_data_holding_none_of_the_test_reviews_say_so(tiny_artifacts, small_imdb, review_tables,
