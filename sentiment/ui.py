@@ -65,14 +65,14 @@ def _test_texts(data: str, evaluation: dict) -> tuple[dict[str, str], str]:
     config = evaluation["training_config"]["config"]
     texts = texts_by_key(data, text_column=config.get("text_column", "text"))
     keys = evaluation["predictions"]["key"]
-    found = {key: texts[key] for key in keys if key in texts}
-    if not found:
+    joined = keys.isin(list(texts))  # rows: reviews with the same text share one key
+    if not joined.any():
         trained_on = config.get("test_data") or config.get("data")
         raise SentimentError(f"none of its {len(texts):,} reviews is one of the {len(keys):,} test reviews these "
                              f"artifacts were evaluated on (their training run took its test reviews from "
                              f"`{trained_on}`); give that data")
-    joined = int(keys.isin(list(found)).sum())  # rows: reviews with the same text share one key
-    return found, f"Review texts joined from `{data}` ({joined:,} of {len(keys):,} test reviews)."
+    found = {key: texts[key] for key in keys[joined]}
+    return found, f"Review texts joined from `{data}` ({int(joined.sum()):,} of {len(keys):,} test reviews)."
 
 
 def _explanation_outputs(explanation: Explanation) -> tuple[list, pd.DataFrame, str]:
