@@ -9,7 +9,7 @@ import argparse
 import logging
 import os
 
-from sentiment.config import DEFAULT_IG_STEPS  # light: no torch, no gradio
+from sentiment.config import DATA_HELP, DEFAULT_IG_STEPS  # light: no torch, no gradio
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -21,10 +21,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--artifacts", default=env("SENTIMENT_ARTIFACTS", "artifacts"),
                         help="folder written by train.py (env SENTIMENT_ARTIFACTS)")
     parser.add_argument("--data", default=env("SENTIMENT_DATA", "imdb" if on_space else None),
-                        help="the data the model was evaluated on, whose test texts the error explorer shows: a "
-                             "folder with test.parquet, an aclImdb folder or tarball, 'imdb' for the hub, or the one "
-                             "CSV/JSONL/Parquet file it was trained on (or its --test-data file) (env SENTIMENT_DATA; "
-                             "default: the hub on a Space, none elsewhere)")
+                        help="where the error explorer reads the texts of the training run's test set (other "
+                             "evaluation sets are read from where they were evaluated): " + DATA_HELP +
+                             " (env SENTIMENT_DATA; default: the hub on a Space, where the set was evaluated from "
+                             "elsewhere)")
     parser.add_argument("--host", default=env("GRADIO_SERVER_NAME", "127.0.0.1"), help="env GRADIO_SERVER_NAME")
     parser.add_argument("--port", type=int, default=int(env("GRADIO_SERVER_PORT", "7860")),
                         help="env GRADIO_SERVER_PORT")
@@ -39,7 +39,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from sentiment import runtime
-    from sentiment.ui import Services, build_app
+    from sentiment.services import Services
+    from sentiment.ui import build_app
 
     runtime.set_threads(None)
     app = build_app(Services.load(args.artifacts, args.data, args.ig_steps), ig_steps=args.ig_steps)

@@ -2,42 +2,80 @@
 
     python train.py --data ../shared/data/imdb             # the full recipe
     python train.py --data ../shared/data/imdb --max-train-samples 256 --max-eval-samples 128 --epochs 1
-    torchrun --nproc_per_node 2 train.py --data ../shared/data/imdb   # DDP; --batch-size stays the global batch
+    accelerate launch --num_processes 2 train.py --data ../shared/data/imdb   # --batch-size stays the global batch
+
+prepare the data and model -> fit (checkpoints, --resume) -> save the best epoch to a staging folder -> calibrate
+and evaluate the saved folder through the Predictor the app serves -> swap it into --output-dir.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+import time
+from pathlib import Path
 
 from sentiment.config import TrainConfig, add_arguments, from_namespace
-from sentiment.distributed import launched
 from sentiment.errors import SentimentError
+
+
+def train(config: TrainConfig) -> Path | None:
+    """The whole run; returns the artifacts folder (None in the processes other than the main one)."""
+    from sentiment import assess, runtime, training  # heavy imports only once the flags are valid
+    from sentiment.artifacts import HISTORY, TEST_EVALUATION, TRAINING_CONFIG, sha256_file, staged, write_json
+    from sentiment.data import Labelled
+    from sentiment.modeling import save_model
+    from sentiment.predict import Predictor
+
+    started = time.monotonic()
+    run = training.prepare(config)
+    state = training.fit(run)
+    if not run.accelerator.is_main_process:
+        return None
+    with staged(config.output_dir) as folder:  # swapped into --output-dir only once all of it is written
+        save_model(run.model, run.encoder.tokenizer, folder, runtime.DTYPES[config.save_dtype])
+        write_json(folder / TRAINING_CONFIG, {
+            "config": config.to_dict(), "base_model": config.model,
+            "runtime": runtime.describe(run.device, run.precision), "wall_seconds": time.monotonic() - started,
+            "sizes": {"train": len(run.train.labels),  # counterfactual copies included
+                      "validation": len(run.splits.validation), "test": len(run.splits.test)}})
+        write_json(folder / HISTORY, {"epochs": state.history, "best_epoch": state.best_epoch})
+        if config.calibrate:
+            assess.calibrate_into(folder, run.splits.validation, config.save_dtype, config.precision,
+                                  progress=config.progress)
+        predictor = Predictor.from_artifacts(folder, device=config.device, precision=config.precision, verify=False)
+        test_file = Path(config.test_data or config.data).expanduser()
+        test = Labelled(run.splits.test, f"{run.splits.source} [test]",
+                        sha256_file(test_file) if test_file.is_file() else None)
+        assess.evaluate_into(folder, TEST_EVALUATION, predictor, test, config.test_data or config.data, "test",
+                             progress=config.progress, text_column=config.text_column,
+                             explain_mistakes=config.explain_mistakes)
+        if config.fairness:
+            assess.fairness_into(folder, predictor, test.frame["text"].tolist(), config.fairness_max_reviews,
+                                 config.seed)
+    return Path(config.output_dir)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser, TrainConfig)
     args = parser.parse_args(argv)
-    try:
-        context = launched()
-    except SentimentError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    logging.basicConfig(level=logging.INFO if context.is_main else logging.WARNING,
-                        format=f"%(asctime)s %(levelname)s {f'rank {context.rank} ' if context.enabled else ''}"
+    if not args.progress:
+        import transformers
+
+        transformers.utils.logging.disable_progress_bar()
+    rank = int(os.environ.get("RANK", "0"))  # set by accelerate launch / torchrun
+    logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING,
+                        format=f"%(asctime)s %(levelname)s {f'rank {rank} ' if 'RANK' in os.environ else ''}"
                                f"%(name)s: %(message)s")
     try:
-        config = from_namespace(args, TrainConfig)
-        from sentiment.finish import add_fairness  # heavy imports only after the flags are valid
-        from sentiment.training import train
-
-        output_dir = add_fairness(config) if config.fairness_only else train(config)
+        output_dir = train(from_namespace(args, TrainConfig))
     except SentimentError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    if context.is_main:
+    if output_dir is not None:
         print(f"artifacts written to {output_dir}")
     return 0
 

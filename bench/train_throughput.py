@@ -24,7 +24,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sentiment import distributed, runtime  # noqa: E402
+from accelerate import Accelerator  # noqa: E402
+
+from sentiment import runtime  # noqa: E402
 from sentiment.checkpoint import TrainState  # noqa: E402
 from sentiment.config import DEFAULT_MODEL, TrainConfig  # noqa: E402
 from sentiment.modeling import load_base_classifier, load_tokenizer, resolve_model  # noqa: E402
@@ -56,16 +58,16 @@ def flops_per_token(model: torch.nn.Module, seq_len: float) -> float:
 
 def ours(frame: pd.DataFrame, model_path: str, steps: int, hidden_dropout: float = 0.1) -> dict:
     config = TrainConfig(model=DEFAULT_MODEL, epochs=1, progress=False, hidden_dropout=hidden_dropout)
-    device = runtime.resolve_device("auto")
+    accelerator = Accelerator(cpu=runtime.resolve_device("auto").type == "cpu")
+    device = accelerator.device
     precision = runtime.resolve_precision("auto", device)
     encoder = Encoder(load_tokenizer(model_path), config.max_length, config.truncation, config.head_ratio)
-    train = EncodedSplit(encoder.encode(frame["text"].tolist()), frame["labels"].to_numpy(), [], np.zeros(0), [])
+    train = EncodedSplit(encoder.encode(frame["text"].tolist()), frame["labels"].to_numpy())
     runtime.set_seed(0)
     model = load_base_classifier(model_path, config.attention_dropout, config.hidden_dropout).to(device)
     optimizer, scheduler = build_optimizer(model, config, steps, device)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-    run = Run(config, device, precision, encoder, model, optimizer, scheduler, train, train, steps, Path("/tmp"),
-              distributed.Context(), model, scaler)
+    run = Run(config, accelerator, precision, None, encoder, train, train, model, model, optimizer, scheduler, scaler)
     batches = length_grouped_batches([len(s) for s in train.input_ids], config.batch_size, seed=0)
     state = TrainState()
     model.train()

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +22,17 @@ log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
 TRAINING_CONFIG = "training_config.json"
 HISTORY = "history.json"
-METRICS = "metrics.json"
-PREDICTIONS = "test_predictions.parquet"
 FAIRNESS = "fairness.json"
-FORMAT_VERSION = 1
+CALIBRATION = "calibration.json"
+# One folder per evaluation set: evaluations/<name>/{evaluation.json, metrics.json, predictions.parquet}.
+EVALUATIONS = "evaluations"
+EVALUATION_INFO = "evaluation.json"
+METRICS = "metrics.json"
+PREDICTIONS = "predictions.parquet"
+COHORTS = "cohorts.json"
+MISLEADING_WORDS = "misleading_words.json"
+TEST_EVALUATION = "test"  # the name train.py gives the evaluation on its own test split
+FORMAT_VERSION = 2
 
 
 def sha256_file(path: Path) -> str:
@@ -91,8 +99,10 @@ def _make_readable(folder: Path) -> None:
         path.chmod(0o755 if path.is_dir() else 0o644)
 
 
-def save_atomically(output_dir: str | Path, write: Callable[[Path], None]) -> Path:
-    """Let `write` fill a temporary sibling folder, add the manifest, then swap it into place.
+@contextlib.contextmanager
+def staged(output_dir: str | Path) -> Iterator[Path]:
+    """A temporary sibling folder to fill; on leaving the block without an error it gets its manifest and is
+    swapped into place of `output_dir`.
 
     The previous folder is only removed once the new one is complete, so a crash at any point leaves
     either the old artifacts or the new ones, never a mixture.
@@ -101,7 +111,7 @@ def save_atomically(output_dir: str | Path, write: Callable[[Path], None]) -> Pa
     tmp = Path(tempfile.mkdtemp(dir=output_dir.parent, prefix=f".{output_dir.name}.tmp-"))
     old = None
     try:
-        write(tmp)
+        yield tmp
         write_manifest(tmp)
         _make_readable(tmp)
         if output_dir.exists():
@@ -116,7 +126,13 @@ def save_atomically(output_dir: str | Path, write: Callable[[Path], None]) -> Pa
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
     log.info("artifacts written to %s", output_dir)
-    return output_dir
+
+
+def save_atomically(output_dir: str | Path, write: Callable[[Path], None]) -> Path:
+    """Let `write` fill a staging folder that then replaces `output_dir` (see `staged`)."""
+    with staged(output_dir) as folder:
+        write(folder)
+    return check_writable(output_dir)
 
 
 def update_atomically(folder: str | Path, write: Callable[[Path], None]) -> Path:
@@ -124,21 +140,52 @@ def update_atomically(folder: str | Path, write: Callable[[Path], None]) -> Path
     verify_manifest(folder)
 
     def copy_then_write(tmp: Path) -> None:
-        for path in Path(folder).iterdir():
-            if path.is_file() and path.name != MANIFEST:
-                shutil.copy2(path, tmp / path.name)
+        shutil.copytree(folder, tmp, dirs_exist_ok=True, ignore=lambda _, names: [n for n in names if n == MANIFEST])
         write(tmp)
 
     return save_atomically(folder, copy_then_write)
 
 
-def load_evaluation(folder: str | Path) -> dict[str, Any]:
-    """Training config, history, metrics and test predictions of an artifacts folder."""
+def write_evaluation(folder: Path, name: str, info: dict, metrics: dict, predictions: pd.DataFrame,
+                     cohorts: list[dict], misleading_words: dict | None = None) -> Path:
+    """Write one evaluation set into a folder being built (a staging folder, or update_atomically's copy)."""
+    target = folder / EVALUATIONS / name
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    write_json(target / EVALUATION_INFO, info)
+    write_json(target / METRICS, metrics)
+    write_json(target / COHORTS, cohorts)
+    if misleading_words is not None:
+        write_json(target / MISLEADING_WORDS, misleading_words)
+    predictions.to_parquet(target / PREDICTIONS, index=False)
+    return target
+
+
+def evaluation_names(folder: str | Path) -> list[str]:
+    """The evaluation sets stored in a folder: train.py's test set first, then by name."""
+    root = Path(folder) / EVALUATIONS
+    names = sorted(p.name for p in root.iterdir() if (p / METRICS).is_file()) if root.is_dir() else []
+    return sorted(names, key=lambda n: (n != TEST_EVALUATION, n))
+
+
+def load_evaluation_set(folder: str | Path, name: str) -> dict[str, Any]:
+    target = Path(folder) / EVALUATIONS / name
+    return {"name": name, "info": read_json(target / EVALUATION_INFO), "metrics": read_json(target / METRICS),
+            "predictions": pd.read_parquet(target / PREDICTIONS),
+            "cohorts": pd.DataFrame(read_json(target / COHORTS)) if (target / COHORTS).is_file() else None,
+            "misleading_words": read_json(target / MISLEADING_WORDS) if (target / MISLEADING_WORDS).is_file()
+            else None}
+
+
+def load_report(folder: str | Path) -> dict[str, Any]:
+    """Everything a folder says about its model: training config and history, calibration, fairness report and
+    every evaluation set (name -> info, metrics, predictions)."""
     folder = Path(folder)
-    return {
-        "training_config": read_json(folder / TRAINING_CONFIG),
-        "history": read_json(folder / HISTORY),
-        "metrics": read_json(folder / METRICS),
-        "predictions": pd.read_parquet(folder / PREDICTIONS),
-        "fairness": read_json(folder / FAIRNESS) if (folder / FAIRNESS).is_file() else None,
-    }
+
+    def optional(name: str) -> Any:
+        return read_json(folder / name) if (folder / name).is_file() else None
+
+    return {"training_config": optional(TRAINING_CONFIG), "history": optional(HISTORY),
+            "calibration": optional(CALIBRATION), "fairness": optional(FAIRNESS),
+            "evaluations": {name: load_evaluation_set(folder, name) for name in evaluation_names(folder)}}

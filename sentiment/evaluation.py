@@ -22,6 +22,19 @@ def _check(labels: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return labels, probs
 
 
+def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """95 % Wilson score interval of a proportion: well-behaved near 0 and 1 and for small n, unlike the normal
+    approximation (Wilson 1927; Brown, Cai and DasGupta 2001)."""
+    if n <= 0:
+        raise SentimentError("an interval needs at least one observation")
+    if not 0 <= successes <= n:
+        raise SentimentError(f"successes ({successes}) must lie between 0 and n ({n})")
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
 def calibration(labels: np.ndarray, probs: np.ndarray, bins: int = 10) -> dict:
     """Reliability diagram data and expected calibration error of the predicted class's confidence."""
     labels, probs = np.asarray(labels), np.asarray(probs, dtype=np.float64)
@@ -53,8 +66,8 @@ def _curve(x: np.ndarray, y: np.ndarray, max_points: int = 400) -> tuple[list[fl
 
 
 def compute_metrics(labels: np.ndarray, probs: np.ndarray, threshold: float = 0.5) -> dict:
-    """Accuracy, per-class and macro precision/recall/F1, confusion matrix, ROC and PR curves with AUCs,
-    log loss and calibration, for binary labels and P(positive)."""
+    """Accuracy with its 95 % Wilson interval, per-class and macro precision/recall/F1, confusion matrix, ROC and
+    PR curves with AUCs, log loss and calibration, for binary labels and P(positive)."""
     labels, probs = _check(labels, probs)
     predicted = (probs >= threshold).astype(np.int64)
     precision, recall, f1, support = skm.precision_recall_fscore_support(labels, predicted, labels=[0, 1],
@@ -66,9 +79,11 @@ def compute_metrics(labels: np.ndarray, probs: np.ndarray, threshold: float = 0.
     roc_x, roc_y = _curve(fpr, tpr)
     pr_x, pr_y = _curve(pr_recall[::-1], pr_precision[::-1])
     calib = calibration(labels, probs)
+    correct = int((predicted == labels).sum())
     return {
         "n": int(len(labels)),
-        "accuracy": float(skm.accuracy_score(labels, predicted)),
+        "accuracy": correct / len(labels),
+        "accuracy_ci": list(wilson_interval(correct, len(labels))),
         "macro": {"precision": float(precision.mean()), "recall": float(recall.mean()), "f1": float(f1.mean())},
         "per_class": per_class,
         "confusion_matrix": skm.confusion_matrix(labels, predicted, labels=[0, 1]).tolist(),

@@ -8,15 +8,11 @@ import numpy as np
 import torch
 from captum.attr import LayerIntegratedGradients
 
+from sentiment import runtime
 from sentiment.config import DEFAULT_IG_STEPS, ID2LABEL
 from sentiment.modeling import attention as attention_kernel
 from sentiment.predict import Predictor, check_text
 from sentiment.text import truncate
-
-# IG's backward pass through the CPU's fused SDPA kernel takes half of an explanation; the plain matmul-softmax
-# attention computes the same values and its backward is about twice as fast (docs/performance.md). GPUs keep
-# the model's own kernel (not measured there).
-CPU_ATTENTION = "eager"
 
 
 @dataclass
@@ -90,9 +86,9 @@ class Explainer:
                  attention: str | None = None) -> None:
         self.predictor = predictor
         self.model = predictor.model
-        # The attention implementation IG runs on (prediction keeps its own): by default the faster one on CPUs.
-        self.attention = attention or (CPU_ATTENTION if predictor.device.type == "cpu"
-                                       else self.model.config._attn_implementation)
+        # The attention implementation IG runs on (prediction keeps its own): by default the faster one here.
+        self.attention = attention or runtime.explain_attention(predictor.device, predictor.precision,
+                                                                self.model.config._attn_implementation)
         self.n_steps = n_steps
         self.tokens_per_batch = tokens_per_batch
         self._ig = LayerIntegratedGradients(self._margin, self.model.get_input_embeddings())

@@ -85,3 +85,18 @@ def attention(model: PreTrainedModel, implementation: str) -> Iterator[None]:
     finally:
         if implementation != previous:
             model.set_attn_implementation(previous)
+
+
+def save_model(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, folder: Path,
+               save_dtype: torch.dtype = torch.float16) -> None:
+    """The model in save_pretrained format with its weights stored as `save_dtype` (half the bytes of fp32) and
+    config.json's dtype left at float32, so that a plain from_pretrained or pipeline computes in fp32 on any CPU
+    (fp16 matmuls are slow on CPUs); the live model is not cast."""
+    weights = {name: tensor.detach().to(save_dtype) for name, tensor in model.state_dict().items()}
+    model.save_pretrained(folder, state_dict=weights, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+
+
+def load_for_update(folder: Path) -> PreTrainedModel:
+    """A saved classifier in fp32, to change and save again (see save_model)."""
+    return AutoModelForSequenceClassification.from_pretrained(folder, dtype=torch.float32, use_safetensors=True)

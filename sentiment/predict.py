@@ -43,25 +43,30 @@ def check_text(text: object) -> str:
 
 
 @torch.inference_mode()
-def batched_probs(model: PreTrainedModel, sequences: Sequence[Sequence[int]], pad_token_id: int,
-                  device: torch.device, tokens_per_batch: int = 16384, pad_to_multiple_of: int = 16,
-                  precision: str = "fp32", progress: bool = False) -> np.ndarray:
-    """Softmax probabilities (n, num_labels) in the input order, from length-sorted token-budget batches.
+def batched_logits(model: PreTrainedModel, sequences: Sequence[Sequence[int]], pad_token_id: int,
+                   device: torch.device, tokens_per_batch: int = 16384, pad_to_multiple_of: int = 16,
+                   precision: str = "fp32", progress: bool = False) -> np.ndarray:
+    """Logits (n, num_labels) as float32 in the input order, from length-sorted token-budget batches.
 
     `precision` autocasts (training keeps fp32 weights); a model already cast to bf16 needs none.
     """
-    probs = np.zeros((len(sequences), model.config.num_labels), dtype=np.float32)
+    logits = np.zeros((len(sequences), model.config.num_labels), dtype=np.float32)
     lengths = [len(s) for s in sequences]
     batches = list(token_budget_batches(lengths, tokens_per_batch, pad_to_multiple_of))
     model_was_training = model.training
     model.eval()
     with runtime.autocast(device, precision):
-        for batch in tqdm(batches, desc="predict", unit="batch", disable=not progress):
+        for batch in tqdm(batches, desc="predict", unit="batch", disable=not progress, dynamic_ncols=True):
             inputs = pad_batch([sequences[i] for i in batch], pad_token_id, pad_to_multiple_of)
-            logits = model(**{k: v.to(device, non_blocking=True) for k, v in inputs.items()}).logits
-            probs[batch] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+            out = model(**{k: v.to(device, non_blocking=True) for k, v in inputs.items()}).logits
+            logits[batch] = out.float().cpu().numpy()
     model.train(model_was_training)
-    return probs
+    return logits
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
 class Predictor:
@@ -71,7 +76,8 @@ class Predictor:
                  precision: str = "auto", tokens_per_batch: int = 16384, pad_to_multiple_of: int = 16) -> None:
         self.device = device if isinstance(device, torch.device) else runtime.resolve_device(device)
         self.precision = runtime.resolve_precision(precision, self.device)
-        # Whole-model casts beat autocast at inference: no per-call weight conversion.
+        # Whole-model weights in the serving dtype beat autocast at inference: no per-call weight conversion.
+        # from_artifacts loads them in that dtype already, so this moves nothing there.
         self.model = model.to(device=self.device, dtype=runtime.DTYPES[self.precision]).eval()
         self.model.requires_grad_(False)  # inference only; explanations need gradients of inputs, not weights
         # Captum's hooks on the embedding layer would also catch a prediction running beside an explanation.
@@ -90,17 +96,27 @@ class Predictor:
         elif not (path / "config.json").is_file():
             raise SentimentError(f"{path}: no trained model here; run train.py or pass the artifacts folder")
         config = read_json(path / TRAINING_CONFIG)["config"] if (path / TRAINING_CONFIG).is_file() else {}
-        model = AutoModelForSequenceClassification.from_pretrained(path, dtype=torch.float32, use_safetensors=True,
+        resolved_device = runtime.resolve_device(device)
+        dtype = runtime.DTYPES[runtime.resolve_precision(precision, resolved_device)]
+        model = AutoModelForSequenceClassification.from_pretrained(path, dtype=dtype, use_safetensors=True,
                                                                    attn_implementation="sdpa")
         encoder = Encoder(load_tokenizer(str(path)), max_length=config.get("max_length", 512),
                           truncation=config.get("truncation", "head+tail"), head_ratio=config.get("head_ratio", 0.25))
-        return cls(model, encoder, device=device, precision=precision)
+        return cls(model, encoder, device=resolved_device, precision=precision)
+
+    def describe(self) -> dict:
+        """What serves the predictions, for the records of an evaluation."""
+        return {"engine": "torch", **runtime.describe(self.device, self.precision)}
+
+    def logits_encoded(self, sequences: Sequence[Sequence[int]], progress: bool = False) -> np.ndarray:
+        """Logits (n, 2) for already-encoded inputs, in their original order."""
+        with self.lock:
+            return batched_logits(self.model, sequences, self.encoder.pad_token_id, self.device,
+                                  self.tokens_per_batch, self.pad_to_multiple_of, progress=progress)
 
     def predict_encoded(self, sequences: Sequence[Sequence[int]], progress: bool = False) -> np.ndarray:
         """Probabilities (n, 2) for already-encoded inputs, in their original order."""
-        with self.lock:
-            return batched_probs(self.model, sequences, self.encoder.pad_token_id, self.device,
-                                 self.tokens_per_batch, self.pad_to_multiple_of, progress=progress)
+        return softmax(self.logits_encoded(sequences, progress=progress))
 
     def predict_proba(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
         """Probabilities (n, 2) of negative and positive for each text."""

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import random
-from functools import lru_cache
+import time
+from functools import cache, lru_cache
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -17,16 +20,93 @@ log = logging.getLogger(__name__)
 
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+# x86 `flags`: AMX tiles, AVX512-BF16 dot products; Arm `Features`: FEAT_BF16 for NEON and for SVE.
+NATIVE_BF16_FLAGS = frozenset({"amx_bf16", "avx512_bf16", "bf16", "svebf16"})
+RECORDED_FLAGS = NATIVE_BF16_FLAGS | {"avx512_vnni"}  # VNNI dates the CPU's generation in a run's record
+# Without native bf16, oneDNN computes bf16 on AVX512 by converting to fp32: whether the halved memory traffic
+# pays for the conversions depends on the chip, so it is measured, and bf16 must win clearly to be chosen.
+PROBE_MIN_SPEEDUP = 1.2
+PROBE_CACHE_FILE = "cpu_precision.json"
 
 
 @lru_cache(maxsize=1)
-def cpu_has_amx() -> bool:
-    """True when the CPU advertises AMX bf16 tiles, where bf16 matmuls are several times faster."""
+def read_cpuinfo() -> str:
+    """/proc/cpuinfo, read once per process; empty where there is none (macOS, Windows)."""
     try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            return "amx_bf16" in f.read()
+        return Path("/proc/cpuinfo").read_text(encoding="utf-8")
     except OSError:
-        return False
+        return ""
+
+
+def cpu_fields(cpuinfo: str | None = None) -> dict[str, str]:
+    """The first processor's `key: value` lines (all cores report the same); None reads this machine's."""
+    block = (read_cpuinfo() if cpuinfo is None else cpuinfo).strip().split("\n\n", 1)[0]
+    lines = (line.partition(":") for line in block.splitlines())
+    return {key.strip(): value.strip() for key, colon, value in lines if colon}
+
+
+def cpu_model_name(cpuinfo: str | None = None) -> str:
+    """`model name` on x86; Arm kernels usually print none, so the implementer and part number name the core."""
+    fields = cpu_fields(cpuinfo)
+    arm = f"arm {fields.get('CPU implementer')}:{fields['CPU part']}" if "CPU part" in fields else "unknown cpu"
+    return fields.get("model name", arm)
+
+
+def cpu_bf16_support(cpuinfo: str | None = None) -> str:
+    """'native' with bf16 math in hardware; 'none' where bf16 is only emulated, slowly (x86 without AVX512,
+    Arm without FEAT_BF16); 'unclear' otherwise (AVX512 without bf16, no readable cpuinfo)."""
+    fields = cpu_fields(cpuinfo)
+    flags = set(fields.get("flags", fields.get("Features", "")).split())
+    if flags & NATIVE_BF16_FLAGS:
+        return "native"
+    if "Features" in fields or ("flags" in fields and not flags & {"avx512f", "avx_ne_convert"}):
+        return "none"
+    return "unclear"
+
+
+def probe_cpu_precision(rows: int = 256, repeats: int = 5) -> str:
+    """'bf16' when a BERT-like linear layer (rows = batch*seq tokens, 384 -> 1536 features) runs clearly faster
+    in bf16 than in fp32 on this CPU, else 'fp32'. Best of `repeats` after a warm-up; well under a second."""
+    x, weight = torch.randn(rows, 384), torch.randn(1536, 384)
+    seconds = {}
+    with torch.inference_mode():
+        for name in ("fp32", "bf16"):
+            a, w = x.to(DTYPES[name]), weight.to(DTYPES[name])
+            timings = []
+            for _ in range(repeats + 1):  # the first is a warm-up: oneDNN picks and caches its kernel there
+                start = time.perf_counter()
+                torch.nn.functional.linear(a, w)
+                timings.append(time.perf_counter() - start)
+            seconds[name] = min(timings[1:])  # the least disturbed by other processes on a shared machine
+    choice = "bf16" if seconds["fp32"] >= PROBE_MIN_SPEEDUP * seconds["bf16"] else "fp32"
+    log.info("bf16 probe: fp32 %.2f ms, bf16 %.2f ms -> %s", 1e3 * seconds["fp32"], 1e3 * seconds["bf16"], choice)
+    return choice
+
+
+@cache  # per process: probe (or warn) at most once per CPU and cache folder
+def probed_cpu_precision(model_name: str, cache_dir: Path | None) -> str:
+    """The probe's answer for this CPU model and torch version, kept in `cache_dir`'s JSON file between runs
+    (None: this process only). A probe that fails means fp32, for this process only."""
+    key = f"{model_name} | torch {torch.__version__}"
+    path = cache_dir / PROBE_CACHE_FILE if cache_dir is not None else None
+    try:
+        stored = dict(json.loads(path.read_text(encoding="utf-8"))) if path is not None else {}
+    except (OSError, ValueError, TypeError):  # missing or corrupt: probe again and rewrite it
+        stored = {}
+    if stored.get(key) in ("bf16", "fp32"):
+        return stored[key]
+    try:
+        choice = probe_cpu_precision()
+    except Exception as err:  # the probe is an optimisation, never worth failing a run over
+        log.warning("bf16 probe failed on %s (%s: %s); using fp32", model_name, type(err).__name__, err)
+        return "fp32"
+    if path is not None:
+        with contextlib.suppress(OSError):  # a read-only cache folder costs one short probe per run, no more
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")  # then renamed atomically: no one reads half a file
+            tmp.write_text(json.dumps({**stored, key: choice}, indent=1, sort_keys=True), encoding="utf-8")
+            tmp.replace(path)
+    return choice
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -42,15 +122,29 @@ def resolve_device(device: str = "auto") -> torch.device:
     return resolved
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """'auto' is bf16 where the hardware computes it fast (AMX CPUs, Ampere+ GPUs), else fp32."""
+def resolve_precision(precision: str, device: torch.device, cache_dir: Path | None = None) -> str:
+    """'auto' is bf16 where the hardware computes it fast (Ampere+ GPUs, CPUs with native bf16 or where the probe
+    says so), else fp16 on GPUs, fp32 on CPUs. `cache_dir` keeps the probe's answer between runs."""
     if precision not in PRECISIONS:
         raise SentimentError(f"--precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
     if precision != "auto":
         return precision
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp16"
-    return "bf16" if cpu_has_amx() else "fp32"
+    support = cpu_bf16_support()
+    if support == "unclear":
+        return probed_cpu_precision(cpu_model_name(), cache_dir)
+    return "bf16" if support == "native" else "fp32"
+
+
+def explain_attention(device: torch.device, precision: str, model_attention: str) -> str:
+    """The attention kernel integrated gradients runs on; prediction keeps `model_attention`. IG's time is mostly
+    backward: on an AMX Xeon in bf16, plain matmul-softmax ("eager") attention's backward was twice as fast as the
+    fused SDPA kernel's (docs/performance.md), but on an EPYC in fp32 eager was slower (2.50 s vs 1.77 s). GPUs keep
+    the model's own kernel (not measured there)."""
+    if device.type != "cpu":
+        return model_attention
+    return "eager" if precision == "bf16" else "sdpa"
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
@@ -77,9 +171,12 @@ def set_threads(num_threads: int | None, share: int = 1) -> None:
 
 
 def describe(device: torch.device, precision: str) -> dict:
-    """What a run ran on, for the resolved config and the logs."""
+    """What a run ran on, for the resolved config and the logs: every run records its CPU and what it offers."""
+    fields = cpu_fields()
+    flags = set(fields.get("flags", fields.get("Features", "")).split())
     info = {"device": str(device), "precision": precision, "torch": torch.__version__,
-            "threads": torch.get_num_threads(), "cpu_amx_bf16": cpu_has_amx()}
+            "threads": torch.get_num_threads(), "cpu": cpu_model_name(), "cpu_bf16": cpu_bf16_support(),
+            "cpu_flags": sorted(flags & RECORDED_FLAGS)}
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info

@@ -11,7 +11,6 @@ import pandas as pd
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from sentiment.data import review_key
 from sentiment.errors import SentimentError
 
 
@@ -48,15 +47,20 @@ class Encoder:
 
     def encode(self, texts: Sequence[str], batch_size: int = 1000) -> list[list[int]]:
         """[CLS] + truncated word pieces + [SEP] per text; batched through the fast tokenizer."""
+        return self.encode_with_lengths(texts, batch_size)[0]
+
+    def encode_with_lengths(self, texts: Sequence[str], batch_size: int = 1000) -> tuple[list[list[int]], np.ndarray]:
+        """`encode`, and each text's length in word pieces before truncation ([CLS] and [SEP] included)."""
         budget = self.max_length - 2
         cls_id, sep_id = self.tokenizer.cls_token_id, self.tokenizer.sep_token_id
-        encoded = []
+        encoded, lengths = [], []
         for start in range(0, len(texts), batch_size):
             chunk = list(texts[start:start + batch_size])
             pieces = self.tokenizer(chunk, add_special_tokens=False, truncation=False, return_attention_mask=False,
                                     verbose=False)["input_ids"]
             encoded.extend([cls_id, *truncate(p, budget, self.truncation, self.head_ratio), sep_id] for p in pieces)
-        return encoded
+            lengths.extend(len(p) + 2 for p in pieces)
+        return encoded, np.asarray(lengths, dtype=np.int64)
 
 
 def pad_batch(sequences: Sequence[Sequence[int]], pad_token_id: int, multiple_of: int = 1) -> dict[str, torch.Tensor]:
@@ -108,18 +112,11 @@ def token_budget_batches(lengths: Sequence[int], tokens_per_batch: int, multiple
 
 @dataclass
 class EncodedSplit:
-    """Token ids of one split (already truncated, with [CLS]/[SEP]), labels, and what the app needs to show."""
+    """Token ids of one training-time split (already truncated, with [CLS]/[SEP]) and their labels."""
 
     input_ids: list[list[int]]
     labels: np.ndarray
-    keys: list[str]
-    full_lengths: np.ndarray
-    texts: list[str]
 
     @classmethod
     def build(cls, frame: pd.DataFrame, encoder: Encoder) -> EncodedSplit:
-        texts = frame["text"].tolist()
-        full = encoder.tokenizer(texts, add_special_tokens=True, return_length=True, return_attention_mask=False,
-                                 verbose=False)["length"]
-        return cls(encoder.encode(texts), frame["labels"].to_numpy(), [review_key(t) for t in texts], np.asarray(full),
-                   texts)
+        return cls(encoder.encode(frame["text"].tolist()), frame["labels"].to_numpy())

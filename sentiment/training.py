@@ -1,5 +1,9 @@
-"""Fine-tune a BERT-family classifier on review data: prepare, the epoch loop, checkpoints; then finish.py
-evaluates the best epoch on the test split and writes the artifacts."""
+"""Fine-tune a BERT-family classifier on review data: prepare, the epoch loop with checkpoints, the best epoch.
+
+One process, or several under `accelerate launch` (DistributedDataParallel through Hugging Face accelerate):
+`--batch-size` stays the global batch, and every process trains on its share of the same length-grouped
+batches, so N processes take the same steps as one.
+"""
 
 from __future__ import annotations
 
@@ -13,18 +17,19 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from accelerate import Accelerator
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, get_linear_schedule_with_warmup
 
-from sentiment import checkpoint, distributed, runtime
+from sentiment import checkpoint, runtime
 from sentiment.artifacts import check_writable
+from sentiment.augment import counterfactual_copies
 from sentiment.checkpoint import TrainState
 from sentiment.config import TrainConfig
-from sentiment.data import config_splits
-from sentiment.fairness import counterfactual_copies
-from sentiment.finish import finish
+from sentiment.data import Splits, config_splits
+from sentiment.errors import SentimentError
 from sentiment.modeling import load_base_classifier, load_tokenizer, resolve_model
-from sentiment.predict import batched_probs
+from sentiment.predict import batched_logits, softmax
 from sentiment.text import EncodedSplit, Encoder, length_grouped_batches, pad_batch
 
 log = logging.getLogger(__name__)
@@ -35,22 +40,28 @@ class Run:
     """Everything a training run holds while it trains."""
 
     config: TrainConfig
-    device: torch.device
+    accelerator: Accelerator
     precision: str
+    splits: Splits
     encoder: Encoder
-    model: PreTrainedModel
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LRScheduler
     train: EncodedSplit
     validation: EncodedSplit
-    steps_per_epoch: int
-    checkpoint_dir: Path
-    context: distributed.Context
-    # What the training steps call: the model itself, or its DistributedDataParallel wrapper under torchrun.
+    model: PreTrainedModel
+    # What the training steps call: the model itself, or its DistributedDataParallel wrapper.
     forward_model: torch.nn.Module
-    # fp16 needs loss scaling against gradient underflow; a no-op otherwise. Its state is not checkpointed:
-    # a resumed run re-learns the scale within a few steps.
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    # fp16 needs loss scaling against gradient underflow; a no-op otherwise. Not checkpointed: a resumed run
+    # re-learns the scale within a few steps.
     scaler: torch.amp.GradScaler
+
+    @property
+    def device(self) -> torch.device:
+        return self.accelerator.device
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return Path(self.config.checkpoint_dir)
 
 
 def build_optimizer(model: torch.nn.Module, config: TrainConfig, total_steps: int, device: torch.device):
@@ -64,35 +75,6 @@ def build_optimizer(model: torch.nn.Module, config: TrainConfig, total_steps: in
     return optimizer, scheduler
 
 
-def prepare(config: TrainConfig) -> tuple[Run, EncodedSplit]:
-    """Resolve hardware, load and encode the data, build model and optimizer; the test split is set aside."""
-    runtime.set_threads(config.num_threads, share=distributed.local_world_size())
-    context, device = distributed.setup(runtime.resolve_device(config.device))
-    precision = runtime.resolve_precision(config.precision, device)
-    check_writable(config.output_dir)
-    check_writable(Path(config.checkpoint_dir) / checkpoint.CHECKPOINT, flag="--checkpoint-dir")
-    splits = config_splits(config)
-    if config.counterfactual_augmentation:
-        splits.train = augment(splits.train, config.counterfactual_augmentation, config.seed)
-    model_path = resolve_model(config.model)
-    encoder = Encoder(load_tokenizer(model_path), config.max_length, config.truncation, config.head_ratio)
-    train, validation, test = (EncodedSplit.build(f, encoder) for f in (splits.train, splits.validation, splits.test))
-    distributed.check_same_data([len(train.labels), sum(map(len, train.input_ids)), len(validation.labels),
-                                 len(test.labels)], context)
-    runtime.set_seed(config.seed)
-    model = load_base_classifier(model_path, config.attention_dropout, config.hidden_dropout).to(device)
-    steps_per_epoch = -(-len(train.labels) // config.batch_size)
-    total_steps = steps_per_epoch * config.epochs
-    if config.max_steps is not None:
-        total_steps = min(total_steps, config.max_steps)
-    optimizer, scheduler = build_optimizer(model, config, total_steps, device)
-    log.info("training on %s in %s: %d steps per epoch, %d in all%s", device, precision, steps_per_epoch, total_steps,
-             f", each global batch shared by {context.world} processes" if context.enabled else "")
-    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-    return Run(config, device, precision, encoder, model, optimizer, scheduler, train, validation, steps_per_epoch,
-               Path(config.checkpoint_dir), context, distributed.wrap(model, context, device), scaler), test
-
-
 def augment(train: pd.DataFrame, share: float, seed: int) -> pd.DataFrame:
     """Training reviews plus counterfactual copies (identity terms swapped, same label); never validation/test."""
     copies = counterfactual_copies(train["text"].tolist(), train["labels"].tolist(), share, seed)
@@ -100,14 +82,66 @@ def augment(train: pd.DataFrame, share: float, seed: int) -> pd.DataFrame:
     return pd.concat([train, pd.DataFrame(copies, columns=["text", "labels"])], ignore_index=True)
 
 
+def _check_same_data(accelerator: Accelerator, fingerprint: list[int]) -> None:
+    """Processes that loaded different data would train on different batches without any error."""
+    if accelerator.num_processes == 1:
+        return
+    everyone = accelerator.gather(torch.tensor([fingerprint], dtype=torch.long, device=accelerator.device))
+    if not bool((everyone == everyone[0]).all()):
+        raise SentimentError("the processes loaded different data (sizes differ between them); give every process "
+                             "the same --data and the same files")
+
+
+def prepare(config: TrainConfig) -> Run:
+    """Resolve hardware, load and encode the data, build model and optimizer."""
+    accelerator = Accelerator(cpu=runtime.resolve_device(config.device).type == "cpu")
+    runtime.set_threads(config.num_threads, share=accelerator.num_processes)
+    precision = runtime.resolve_precision(config.precision, accelerator.device)
+    check_writable(config.output_dir)
+    check_writable(Path(config.checkpoint_dir) / checkpoint.CHECKPOINT, flag="--checkpoint-dir")
+    splits = config_splits(config)
+    train_frame = splits.train
+    if config.counterfactual_augmentation:
+        train_frame = augment(train_frame, config.counterfactual_augmentation, config.seed)
+    model_path = resolve_model(config.model)
+    encoder = Encoder(load_tokenizer(model_path), config.max_length, config.truncation, config.head_ratio)
+    train, validation = EncodedSplit.build(train_frame, encoder), EncodedSplit.build(splits.validation, encoder)
+    _check_same_data(accelerator, [len(train.labels), sum(map(len, train.input_ids)), len(validation.labels)])
+    runtime.set_seed(config.seed)
+    model = load_base_classifier(model_path, config.attention_dropout, config.hidden_dropout).to(accelerator.device)
+    steps_per_epoch = -(-len(train.labels) // config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    if config.max_steps is not None:
+        total_steps = min(total_steps, config.max_steps)
+    optimizer, scheduler = build_optimizer(model, config, total_steps, accelerator.device)
+    log.info("training on %s in %s: %d steps per epoch, %d in all%s", accelerator.device, precision,
+             steps_per_epoch, total_steps, f", each global batch shared by {accelerator.num_processes} processes"
+             if accelerator.num_processes > 1 else "")
+    return Run(config, accelerator, precision, splits, encoder, train, validation, model,
+               accelerator.prepare_model(model), optimizer, scheduler,
+               torch.amp.GradScaler(accelerator.device.type, enabled=precision == "fp16"))
+
+
+def _shard(batch: list[int], accelerator: Accelerator) -> tuple[list[int], float]:
+    """This process's share of a global batch, and the weight of its summed loss: DDP averages gradients over
+    processes, so world/len(batch) makes the average the whole batch's mean. A process left without examples
+    (a batch smaller than the world) runs one stand-in example with weight 0: every process must run backward."""
+    own = batch[accelerator.process_index::accelerator.num_processes]
+    if not own:
+        return batch[:1], 0.0
+    return own, accelerator.num_processes / len(batch)
+
+
 def train_step(run: Run, batch: list[int], state: TrainState) -> float:
-    """One optimizer step on a global batch of example indices (this rank's shard of it under torchrun);
-    updates the epoch's running sums, summed over ranks; returns the batch's mean loss."""
-    own, counts = distributed.shard(batch, run.context)
-    distributed.reseed_dropout(run.config.seed, state.global_step, run.context)
+    """One optimizer step on a global batch of example indices; updates the epoch's running sums (summed over
+    processes); returns the batch's mean loss."""
+    accelerator = run.accelerator
+    own, weight = _shard(batch, accelerator)
+    # Dropout drawn from (seed, process, step): a resumed run repeats the masks of an uninterrupted one.
+    torch.manual_seed(run.config.seed * 1_000_003 + accelerator.process_index * 10_007 + state.global_step)
     inputs = pad_batch([run.train.input_ids[i] for i in own], run.encoder.pad_token_id,
                        run.config.pad_to_multiple_of)
-    tokens = int(inputs["attention_mask"].sum()) if counts else 0  # counted on the host: no device sync
+    tokens = int(inputs["attention_mask"].sum()) if weight else 0  # counted on the host: no device sync
     if run.device.type == "cuda":  # pinned host memory lets the copy overlap the previous step's kernels
         inputs = {k: v.pin_memory() for k, v in inputs.items()}
     inputs = {k: v.to(run.device, non_blocking=True) for k, v in inputs.items()}
@@ -115,36 +149,34 @@ def train_step(run: Run, batch: list[int], state: TrainState) -> float:
     with runtime.autocast(run.device, run.precision):
         logits = run.forward_model(**inputs).logits
     summed = F.cross_entropy(logits.float(), labels, reduction="sum")
-    loss = distributed.share_of_mean(summed, len(batch), counts, run.context)
-    run.scaler.scale(loss).backward()
+    accelerator.backward(run.scaler.scale(summed * weight))
     run.scaler.unscale_(run.optimizer)
     torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.config.max_grad_norm)
     run.scaler.step(run.optimizer)
     run.scaler.update()
     run.scheduler.step()
     run.optimizer.zero_grad(set_to_none=True)
-    local = [summed.item(), int((logits.argmax(-1) == labels).sum()), len(own), tokens] if counts else [0, 0, 0, 0]
-    loss_sum, correct, seen, tokens = distributed.sum_across(local, run.context)
+    local = [summed.item(), int((logits.argmax(-1) == labels).sum()), len(own), tokens] if weight else [0, 0, 0, 0]
+    totals = accelerator.reduce(torch.tensor(local, dtype=torch.float64, device=run.device), "sum").tolist()
     state.global_step += 1
     state.step_in_epoch += 1
-    state.loss_sum += loss_sum
-    state.correct += int(correct)
-    state.seen += int(seen)
-    state.tokens += int(tokens)
-    return loss_sum / len(batch)
+    state.loss_sum += totals[0]
+    state.correct += int(totals[1])
+    state.seen += int(totals[2])
+    state.tokens += int(totals[3])
+    return totals[0] / len(batch)
 
 
 def train_epoch(run: Run, state: TrainState) -> bool:
     """Train the rest of the current epoch; False when --max-steps ended it early."""
-    config = run.config
+    config, accelerator = run.config, run.accelerator
     batches = length_grouped_batches([len(s) for s in run.train.input_ids], config.batch_size,
                                      seed=config.seed + state.epoch)
     run.forward_model.train()
     last_checkpoint = time.monotonic()
     bar = tqdm(total=len(batches), initial=state.step_in_epoch, desc=f"epoch {state.epoch + 1}/{config.epochs}",
-               unit="step", disable=not (config.progress and run.context.is_main), dynamic_ncols=True)
-    started, tokens_at_start = time.monotonic(), state.tokens
-    seconds_at_start = state.train_seconds
+               unit="step", disable=not (config.progress and accelerator.is_main_process), dynamic_ncols=True)
+    started, tokens_at_start, seconds_at_start = time.monotonic(), state.tokens, state.train_seconds
     for batch in batches[state.step_in_epoch:]:
         if config.max_steps is not None and state.global_step >= config.max_steps:
             bar.close()
@@ -156,27 +188,38 @@ def train_epoch(run: Run, state: TrainState) -> bool:
         bar.set_postfix(loss=f"{loss:.3f}", acc=f"{state.correct / state.seen:.3f}",
                         tok_s=f"{(state.tokens - tokens_at_start) / max(elapsed, 1e-9):.0f}", refresh=False)
         if time.monotonic() - last_checkpoint > config.checkpoint_minutes * 60:
-            if run.context.is_main:  # every rank holds the same state
+            if accelerator.is_main_process:  # every process holds the same state
                 checkpoint.save(run.checkpoint_dir, config.to_dict(), state, run.model, run.optimizer, run.scheduler)
             last_checkpoint = time.monotonic()
     bar.close()
     return True
 
 
-def validate(run: Run) -> tuple[float, float]:
-    """Validation loss and accuracy (each rank predicts its share of the reviews; all get the result)."""
-    ids, context = run.validation.input_ids, run.context
-    probs = batched_probs(run.model, ids[context.rank::context.world], run.encoder.pad_token_id, run.device,
-                          run.config.eval_tokens_per_batch, run.config.pad_to_multiple_of, precision=run.precision)
-    probs = distributed.gather_rows(probs, len(ids), context)
-    labels = run.validation.labels
-    loss = float(-np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-7, 1.0)).mean())
-    return loss, float((probs.argmax(-1) == labels).mean())
+def validation_logits(run: Run) -> np.ndarray:
+    """Logits (n, 2) of the validation reviews; each process predicts its share, all get the whole."""
+    accelerator, ids = run.accelerator, run.validation.input_ids
+    world, rank = accelerator.num_processes, accelerator.process_index
+    own = batched_logits(run.model, ids[rank::world], run.encoder.pad_token_id, run.device,
+                         run.config.eval_tokens_per_batch, run.config.pad_to_multiple_of, precision=run.precision)
+    if world == 1:
+        return own
+    rows = -(-len(ids) // world)  # pad every share to the same row count for the gather
+    padded = torch.zeros((rows, own.shape[1]), dtype=torch.float32, device=run.device)
+    padded[:len(own)] = torch.from_numpy(own).to(run.device)
+    gathered = accelerator.gather(padded).cpu().numpy().reshape(world, rows, -1)
+    logits = np.zeros((len(ids), own.shape[1]), dtype=np.float32)
+    for r in range(world):
+        share = len(range(r, len(ids), world))
+        logits[r::world] = gathered[r, :share]
+    return logits
 
 
 def end_epoch(run: Run, state: TrainState) -> None:
     """Validate, record the epoch in the history, keep the best weights, checkpoint, reset the running sums."""
-    eval_loss, eval_accuracy = validate(run)
+    probs = softmax(validation_logits(run))
+    labels = run.validation.labels
+    eval_loss = float(-np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-7, 1.0)).mean())
+    eval_accuracy = float((probs.argmax(-1) == labels).mean())
     record = {"epoch": state.epoch + 1, "step": state.global_step, "train_loss": state.loss_sum / max(state.seen, 1),
               "train_accuracy": state.correct / max(state.seen, 1), "eval_loss": eval_loss,
               "eval_accuracy": eval_accuracy, "train_seconds": state.train_seconds,
@@ -189,14 +232,15 @@ def end_epoch(run: Run, state: TrainState) -> None:
     state.epoch += 1
     state.step_in_epoch = state.loss_sum = state.correct = state.seen = state.tokens = 0
     state.train_seconds = 0.0
-    if run.context.is_main:
+    if run.accelerator.is_main_process:
         if improved:
             checkpoint.save_best(run.checkpoint_dir, run.model)
         checkpoint.save(run.checkpoint_dir, run.config.to_dict(), state, run.model, run.optimizer, run.scheduler)
 
 
 def fit(run: Run) -> TrainState:
-    """The epoch loop, from scratch or from the last checkpoint."""
+    """The epoch loop, from scratch or from the last checkpoint; ends with the best epoch's weights loaded in the
+    main process."""
     state = TrainState()
     if run.config.resume:
         state = checkpoint.restore(run.checkpoint_dir, run.config.to_dict(), run.model, run.optimizer, run.scheduler)
@@ -206,16 +250,7 @@ def fit(run: Run) -> TrainState:
             end_epoch(run, state)
         if not finished:
             break
+    run.accelerator.wait_for_everyone()
+    if run.accelerator.is_main_process:  # only it saves the artifacts; other machines need no shared disk here
+        checkpoint.load_best(run.checkpoint_dir, run.model)
     return state
-
-
-def train(config: TrainConfig) -> Path:
-    """The whole run: prepare, fit (or resume), pick the best epoch, evaluate on test, write the artifacts.
-
-    Under torchrun every rank trains and evaluates its share; rank 0 alone probes fairness and writes. A rank
-    that fails leaves the process group to its exit (see distributed.teardown)."""
-    started = time.monotonic()
-    run, test = prepare(config)
-    output_dir = finish(run, test, fit(run), started)
-    distributed.teardown(run.context)
-    return output_dir

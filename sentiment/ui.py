@@ -1,23 +1,15 @@
-"""Gradio Blocks: the predict, evaluation and error-explorer tabs, wired to the library's functions."""
+"""Gradio Blocks: the predict, evaluation, error-explorer and fairness tabs, wired to services.Handlers."""
 
 from __future__ import annotations
-
-import logging
-from dataclasses import dataclass
-from pathlib import Path
 
 import gradio as gr
 import pandas as pd
 
-from sentiment import dashboard, fairness, fairness_plots
-from sentiment.artifacts import load_evaluation
+from sentiment import bulk, dashboard, fairness_plots, tables
 from sentiment.config import DEFAULT_IG_STEPS
-from sentiment.data import texts_by_key
-from sentiment.errors import SentimentError
-from sentiment.explain import Explainer, Explanation
-from sentiment.predict import MAX_TEXT_CHARS, Predictor, check_text
-
-log = logging.getLogger(__name__)
+from sentiment.data import TEXT_COLUMNS
+from sentiment.predict import MAX_TEXT_CHARS
+from sentiment.services import TOP_COLUMNS, Handlers, Services
 
 # Written for this app; not taken from IMDB.
 EXAMPLES = [
@@ -28,125 +20,6 @@ EXAMPLES = [
     "The first half is slow and the effects look cheap, but the ending is so moving that I forgave it everything.",
     "I wanted to love this. Great cast, great premise, gorgeous score... and a story that goes absolutely nowhere.",
 ]
-TOP_COLUMNS = ["pushes toward", "word", "attribution"]
-DATA_HINT = ("Review texts are not shipped with the app. To read them here, start it with `--data PATH` "
-             "(or set `SENTIMENT_DATA`) pointing at the data the model was evaluated on: a local IMDB copy, such as "
-             "a folder with test.parquet, an aclImdb folder or aclImdb_v1.tar.gz, the one CSV/JSONL/Parquet file "
-             "it was trained on (or its --test-data file), or `--data imdb` where the Hugging Face hub is "
-             "reachable.")
-
-
-@dataclass
-class Services:
-    """Everything heavy, loaded once at start and shared by all requests."""
-
-    predictor: Predictor
-    explainer: Explainer
-    evaluation: dict
-    texts: dict[str, str] | None
-    data_message: str
-
-    @classmethod
-    def load(cls, artifacts: str | Path, data: str | None = None, ig_steps: int = DEFAULT_IG_STEPS) -> Services:
-        predictor = Predictor.from_artifacts(artifacts)
-        evaluation = load_evaluation(artifacts)
-        texts, message = None, DATA_HINT
-        if data:
-            try:
-                texts, message = _test_texts(data, evaluation)
-            except SentimentError as err:
-                log.warning("error explorer without texts: %s", err)
-                message = f"Could not read review texts from `{data}`: {err}\n\n{DATA_HINT}"
-        return cls(predictor, Explainer(predictor, n_steps=ig_steps), evaluation, texts, message)
-
-
-def _test_texts(data: str, evaluation: dict) -> tuple[dict[str, str], str]:
-    """The texts of the artifacts' test reviews found in `data`, read with the training run's text column."""
-    config = evaluation["training_config"]["config"]
-    texts = texts_by_key(data, text_column=config.get("text_column", "text"))
-    keys = evaluation["predictions"]["key"]
-    joined = keys.isin(list(texts))  # rows: reviews with the same text share one key
-    if not joined.any():
-        trained_on = config.get("test_data") or config.get("data")
-        raise SentimentError(f"none of its {len(texts):,} reviews is one of the {len(keys):,} test reviews these "
-                             f"artifacts were evaluated on (their training run took its test reviews from "
-                             f"`{trained_on}`); give that data")
-    found = {key: texts[key] for key in keys[joined]}
-    return found, f"Review texts joined from `{data}` ({int(joined.sum()):,} of {len(keys):,} test reviews)."
-
-
-def _explanation_outputs(explanation: Explanation) -> tuple[list, pd.DataFrame, str]:
-    """HighlightedText value (scores scaled to [-1, 1]), the top-words table and a note on the explanation."""
-    peak = max((abs(s) for _, s in explanation.words), default=0.0) or 1.0
-    highlighted = [(text, None if score is None else round(score / peak, 4)) for text, score in explanation.segments]
-    for_positive, for_negative = explanation.top_words(8)
-    rows = [("positive", w, round(s, 4)) for w, s in for_positive] + [("negative", w, round(s, 4))
-                                                                         for w, s in for_negative]
-    table = pd.DataFrame(rows, columns=TOP_COLUMNS)
-    note = (f"Integrated gradients over the input embeddings; attributions add up to the change of the logit margin "
-            f"from an all-[PAD] baseline ({explanation.margin_change:+.3f}). Convergence delta "
-            f"{explanation.delta:+.4f} ({explanation.relative_delta:.1%} of that change; under ~5% is a faithful "
-            f"approximation, more steps lower it).")
-    if explanation.truncated:
-        note += (f"\n\n**This review is longer than the model's window:** it has {explanation.n_tokens} word pieces "
-                 f"and the model saw {explanation.n_seen} of them (the start and the end). Uncoloured words in the "
-                 f"middle were not seen.")
-    return highlighted, table, note
-
-
-class Handlers:
-    """The functions the UI calls; user errors become gr.Error messages, never tracebacks."""
-
-    def __init__(self, services: Services) -> None:
-        self.services = services
-
-    def predict(self, text: str) -> dict[str, float]:
-        try:
-            return self.services.predictor.predict(text)["probabilities"]
-        except SentimentError as err:
-            raise gr.Error(str(err)) from None
-
-    def explain(self, text: str, steps: int | None = None) -> tuple[list, pd.DataFrame, str]:
-        try:
-            return _explanation_outputs(self.services.explainer.explain(text, n_steps=int(steps) if steps else None))
-        except SentimentError as err:
-            raise gr.Error(str(err)) from None
-
-    def fairness(self, text: str) -> tuple[pd.DataFrame, object, str]:
-        """Variants of the typed review with its identity terms swapped, and how much each moves P(positive)."""
-        try:
-            check_text(text)  # before the swaps, which would otherwise run over an oversized text
-            found = fairness.find_terms(text)
-            variants = fairness.variants(text)
-            probs = self.services.predictor.predict_proba([text] + [v.text for v in variants])[:, 1]
-        except SentimentError as err:
-            raise gr.Error(str(err)) from None
-        rows = [(v.category, v.group, v.text, float(p)) for v, p in zip(variants, probs[1:], strict=True)]
-        table = fairness_plots.variants_table(float(probs[0]), rows)
-        if not variants:
-            return table, None, (f"P(positive) of your review: {probs[0]:.4f}. No identity terms found "
-                                 f"(pronouns, gendered nouns, first names, religions, nationalities, orientations, "
-                                 f"age or disability words), so there is nothing to swap.")
-        terms = "; ".join(f"{name}: {len(words)}" for name, words in found.items())
-        note = (f"P(positive) of your review: {probs[0]:.4f}. Identity terms found ({terms}); each variant swaps "
-                f"every term of one category to one group. Largest shift: {table['shift'].abs().max():.4f}.")
-        return table, fairness_plots.variants_figure(table), note
-
-    def errors(self, min_confidence: float, true_label: str, min_tokens: float | None,
-               max_tokens: float | None) -> pd.DataFrame:
-        try:
-            return dashboard.errors_table(self.services.evaluation["predictions"], self.services.texts,
-                                          min_confidence, true_label, min_tokens, max_tokens)
-        except SentimentError as err:
-            raise gr.Error(str(err)) from None
-
-    def explain_error(self, table: pd.DataFrame, event: gr.SelectData) -> tuple[list, pd.DataFrame, str]:
-        row = event.index[0] if isinstance(event.index, (list, tuple)) else event.index
-        key = str(table.iloc[row]["key"])
-        text = (self.services.texts or {}).get(key)
-        if text is None:
-            raise gr.Error(f"The text of review {key} is not available. {DATA_HINT}")
-        return self.explain(text)
 
 
 def _predict_tab(handlers: Handlers, ig_steps: int) -> None:
@@ -160,6 +33,7 @@ def _predict_tab(handlers: Handlers, ig_steps: int) -> None:
             gr.Examples(EXAMPLES, inputs=text)
         with gr.Column(scale=2):
             label = gr.Label(label="Sentiment", num_top_classes=2)
+            warnings = gr.Markdown()
     # Gradio colours scores below zero purple and above zero red, with a -1..+1 bar; the label must say so.
     highlighted = gr.HighlightedText(label="Words that drove the prediction (red: toward positive, purple: toward "
                                            "negative)", show_legend=True, combine_adjacent=False)
@@ -168,46 +42,121 @@ def _predict_tab(handlers: Handlers, ig_steps: int) -> None:
         note = gr.Markdown()
     event = analyze.click(handlers.predict, text, label, concurrency_limit=1, concurrency_id="model",
                           api_name="predict")
+    event.success(handlers.input_warnings, text, warnings, concurrency_limit=2, concurrency_id="table",
+                  api_name="warnings")
     event.success(handlers.explain, [text, steps], [highlighted, top, note], concurrency_limit=1,
                   concurrency_id="model", api_name="explain")
 
 
-def _evaluation_tab(evaluation: dict) -> None:
-    metrics, history = evaluation["metrics"], evaluation["history"]
-    gr.Markdown(dashboard.model_card_markdown(evaluation))
+def _no_sets() -> None:
+    gr.Markdown("This folder holds no evaluation set. Add one with `python evaluate.py --artifacts DIR --data "
+                "FILE --name NAME`.")
+
+
+def _evaluation_tab(handlers: Handlers) -> None:
+    services = handlers.services
+    report, names = services.report, services.set_names
+    if names:
+        comparison = tables.comparison_table(report["evaluations"])
+        gr.Markdown("### Evaluation sets\nEvery labelled set this model folder was evaluated on "
+                    "(`evaluate.py` adds more); accuracy with its 95% Wilson interval.")
+        with gr.Row():
+            gr.Dataframe(comparison, label="Comparison", interactive=False, wrap=True)
+            gr.Plot(dashboard.comparison_figure(comparison), label="Evaluation sets compared")
+        choice = gr.Dropdown([(tables.set_label(services.evaluation_set(n)), n) for n in names], value=names[0],
+                             label="Evaluation set", interactive=True)
+        first = handlers.evaluation_view(names[0])
+        results = gr.Markdown(first[0])
+        with gr.Row():
+            counts = gr.Plot(first[1], label="Confusion matrix (counts)")
+            rates = gr.Plot(first[2], label="Confusion matrix (rates)")
+        with gr.Row():
+            roc = gr.Plot(first[3], label="ROC curve")
+            pr = gr.Plot(first[4], label="Precision-recall curve")
+        with gr.Row():
+            per_class = gr.Dataframe(first[5], label="Per-class metrics", interactive=False)
+            reliability = gr.Plot(first[6], label="Reliability diagram")
+        choice.change(handlers.evaluation_view, choice, [results, counts, rates, roc, pr, per_class, reliability],
+                      concurrency_limit=2, concurrency_id="table", api_name="evaluation")
+    else:
+        _no_sets()
+    gr.Markdown(tables.model_card_markdown(report))
     with gr.Row():
-        gr.Plot(dashboard.confusion_matrix_figure(metrics, normalize=False), label="Confusion matrix (counts)")
-        gr.Plot(dashboard.confusion_matrix_figure(metrics, normalize=True), label="Confusion matrix (rates)")
-    with gr.Row():
-        gr.Plot(dashboard.roc_figure(metrics), label="ROC curve")
-        gr.Plot(dashboard.pr_figure(metrics), label="Precision-recall curve")
-    gr.Dataframe(dashboard.per_class_table(metrics), label="Per-class metrics", interactive=False)
-    with gr.Row():
-        gr.Plot(dashboard.training_curves_figure(history), label="Training curves")
-        gr.Plot(dashboard.reliability_figure(metrics), label="Reliability diagram")
+        if report["history"] is not None:
+            gr.Plot(dashboard.training_curves_figure(report["history"]), label="Training curves")
+        if report["calibration"] is not None:
+            gr.Plot(dashboard.calibration_figure(report["calibration"]), label="Temperature scaling")
 
 
 def _errors_tab(handlers: Handlers) -> None:
-    gr.Markdown("The test reviews the model got wrong, most confident mistakes first. Select a row to see which "
-                "words drove the prediction.\n\n" + handlers.services.data_message)
+    names = handlers.services.set_names
+    if not names:
+        _no_sets()
+        return
+    gr.Markdown("Where the errors concentrate: every cohort (star rating, length, truncation, negation and contrast "
+                "markers, confidence, true label, movie) with its error rate, 95% Wilson interval and lift over the "
+                "whole set; pale bars have fewer than 30 reviews. Pick a cohort to list its mistakes, most confident "
+                "first, and select a row to see which words drove the prediction.")
+    choice = gr.Dropdown(names, value=names[0], label="Evaluation set", interactive=True)
+    first = handlers.cohort_view(names[0])
     with gr.Row():
+        by_first = gr.Plot(first[1], label="Error rate by cohort")
+        by_length = gr.Plot(first[2], label="Error rate by length")
+    with gr.Row():
+        heatmap = gr.Plot(first[3], label="Two features")
+        cohorts = gr.Dataframe(first[0], label="Cohorts, highest lift first", interactive=False, max_height=380)
+    with gr.Row():
+        words_plot = gr.Plot(first[5], label="Words that mislead")
+        words_table = gr.Dataframe(first[6], label="Words that mislead: integrated gradients over the most confident "
+                                   "mistakes, toward the wrong class", interactive=False, max_height=380)
+    note = gr.Markdown(handlers.errors_note(names[0]))
+    with gr.Row():
+        cohort = gr.Dropdown(first[4]["choices"], value=first[4]["value"], label="Cohort", interactive=True)
         min_confidence = gr.Slider(0.5, 1.0, value=0.5, step=0.01, label="Minimum confidence of the mistake")
-        true_label = gr.Radio(list(dashboard.TRUE_LABEL_CHOICES), value="all", label="True label")
+        true_label = gr.Radio(list(tables.TRUE_LABEL_CHOICES), value="all", label="True label")
         # Explicit bounds: an empty gr.Number shows 0, which would read as "at most 0 tokens".
-        longest = int(handlers.services.evaluation["predictions"]["n_tokens"].max())
+        longest = max(int(s["predictions"]["n_tokens"].max()) for s in handlers.services.report["evaluations"].values())
         min_tokens = gr.Number(value=0, label="Minimum length (tokens)", precision=0, minimum=0)
         max_tokens = gr.Number(value=longest, label="Maximum length (tokens)", precision=0, minimum=0)
-    filters = [min_confidence, true_label, min_tokens, max_tokens]
-    table = gr.Dataframe(handlers.errors(0.5, "all", 0, longest), label="Misclassified test reviews",
+    filters = [choice, min_confidence, true_label, min_tokens, max_tokens, cohort]
+    table = gr.Dataframe(handlers.errors(names[0], 0.5, "all", 0, longest), label="Misclassified reviews",
                          interactive=False, max_height=420, show_search="search")
-    for control in filters:
+    for control in filters[1:]:
         control.change(handlers.errors, filters, table, concurrency_limit=2, concurrency_id="table")
+    # A new set resets the cohort filter, whose change then refreshes the table.
+    cohort_outputs = [cohorts, by_first, by_length, heatmap, cohort, words_plot, words_table]
+    choice.change(handlers.cohort_view, choice, cohort_outputs,
+                  concurrency_limit=2, concurrency_id="table").then(
+        handlers.errors, filters, table, concurrency_limit=2, concurrency_id="table")
+    choice.change(handlers.errors_note, choice, note, concurrency_limit=2, concurrency_id="table")
     highlighted = gr.HighlightedText(label="Selected review", show_legend=True)
     with gr.Row():
         top = gr.Dataframe(pd.DataFrame(columns=TOP_COLUMNS), label="Top words", interactive=False)
-        note = gr.Markdown()
-    table.select(handlers.explain_error, table, [highlighted, top, note], concurrency_limit=1,
+        explanation = gr.Markdown()
+    table.select(handlers.explain_error, [choice, table], [highlighted, top, explanation], concurrency_limit=1,
                  concurrency_id="model")
+
+
+def _bulk_tab(handlers: Handlers) -> None:
+    gr.Markdown(f"Upload a file of reviews: CSV, JSONL or Parquet with a text column (found among "
+                f"{', '.join(TEXT_COLUMNS)} unless you name it), or plain text with one review a line; at "
+                f"most {bulk.MAX_ROWS:,} rows and {bulk.MAX_UPLOAD_BYTES // 2**20} MB. You get a CSV of predictions "
+                f"(row, label, P(positive), confidence, warnings; no review text). If the file has a label column "
+                f"(label, sentiment, polarity; 0/1, neg/pos, negative/positive or true/false), you also get its "
+                f"evaluation. The upload is deleted as soon as it has been read.")
+    with gr.Row():
+        upload = gr.File(label="Reviews file", file_types=list(bulk.SUFFIXES), type="filepath")
+        with gr.Column():
+            text_column = gr.Textbox(label="Text column (optional)", placeholder="detected when left empty")
+            run = gr.Button("Score", variant="primary")
+            download = gr.File(label="Predictions (CSV)")
+    summary = gr.Markdown()
+    with gr.Row():
+        matrix = gr.Plot(label="Confusion matrix")
+        roc = gr.Plot(label="ROC curve")
+    per_class = gr.Dataframe(label="Per-class metrics", interactive=False)
+    run.click(handlers.score_file, [upload, text_column], [download, summary, matrix, roc, per_class],
+              concurrency_limit=1, concurrency_id="model", api_name="score_file", show_progress="full")
 
 
 FAIRNESS_EXAMPLE = ("He is a brilliant actor and his wife steals every scene; John and his Muslim friends in the "
@@ -226,10 +175,10 @@ def _fairness_tab(handlers: Handlers) -> None:
     table = gr.Dataframe(label="Variants", interactive=False, wrap=True)
     probe.click(handlers.fairness, text, [table, plot, note], concurrency_limit=1, concurrency_id="model",
                 api_name="fairness")
-    report = handlers.services.evaluation.get("fairness")
+    report = handlers.services.report["fairness"]
     if report is None:
         gr.Markdown("The shipped artifacts hold no fairness report; add one with "
-                    "`python train.py --fairness-only --data PATH`.")
+                    "`python evaluate.py --artifacts DIR --fairness`.")
         return
     suite = report["suite"]
     gr.Markdown(f"### Template suite of the shipped model\n{suite['templates']} sentence templates written for "
@@ -246,13 +195,16 @@ def _fairness_tab(handlers: Handlers) -> None:
 
 def build_app(services: Services, ig_steps: int = DEFAULT_IG_STEPS) -> gr.Blocks:
     handlers = Handlers(services)
-    with gr.Blocks(title="Movie review sentiment", analytics_enabled=False) as app:
+    # delete_cache: Gradio's copies of uploads and of scored files go after an hour (checked every hour).
+    with gr.Blocks(title="Movie review sentiment", analytics_enabled=False, delete_cache=(3600, 3600)) as app:
         gr.Markdown("# Movie review sentiment\nA BERT-family model fine-tuned on the IMDB movie reviews: what it "
                     "predicts, why, and where it goes wrong.")
         with gr.Tab("Predict"):
             _predict_tab(handlers, ig_steps)
+        with gr.Tab("Score a file"):
+            _bulk_tab(handlers)
         with gr.Tab("Evaluation"):
-            _evaluation_tab(services.evaluation)
+            _evaluation_tab(handlers)
         with gr.Tab("Error explorer"):
             _errors_tab(handlers)
         with gr.Tab("Fairness"):

@@ -1,10 +1,14 @@
-"""Shared fixtures: a few dozen real IMDB reviews and a tiny random BERT with the embedded model's vocabulary."""
+"""Shared fixtures: 64 invented reviews committed with the tests (tests/fixtures/reviews.csv, never IMDB text) and a
+tiny random BERT with the embedded model's vocabulary, so that a fresh clone runs the suite with nothing beside it.
+The few tests that need the real IMDB copy in ../shared take `imdb_dir` and are marked `shared_data`."""
 
 from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import os
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -16,27 +20,40 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 REPO = Path(__file__).resolve().parents[1]
+# Written by tests/fixtures/make_reviews.py (its docstring says how to regenerate it): columns text, label, rating
+# (1-4 or 7-10) and movie_id; 24 train then 8 test reviews per label, a few of them several hundred words long.
+REVIEWS_CSV = Path(__file__).resolve().parent / "fixtures" / "reviews.csv"
 PER_CLASS = 32
 TEST_PER_CLASS = 8
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that reads the shared IMDB copy must say so with the marker, so that CI and `-m` can find it."""
+    unmarked = [item.nodeid for item in items
+                if "imdb_dir" in getattr(item, "fixturenames", ()) and item.get_closest_marker("shared_data") is None]
+    if unmarked:
+        raise pytest.UsageError(f"tests that use imdb_dir need @pytest.mark.shared_data: {', '.join(unmarked)}")
 
 
 @pytest.fixture(scope="session")
 def imdb_dir() -> Path:
     """The shared IMDB copy (train/test Parquet, 25k reviews each); read at run time, never copied into the repo.
-    SENTIMENT_TEST_IMDB points elsewhere (a GPU machine gets a copy beside the tree)."""
+    SENTIMENT_TEST_IMDB points elsewhere (a GPU machine gets a copy beside the tree). Only for tests marked
+    `shared_data`; everything else uses `reviews`."""
     path = Path(os.environ.get("SENTIMENT_TEST_IMDB", REPO.parent / "shared" / "data" / "imdb"))
     if not (path / "train.parquet").is_file():
-        pytest.skip(f"the shared IMDB copy is not at {path}")
+        pytest.skip(f"needs the real IMDB copy (train/test Parquet), which is not at {path}: CI runs this test; "
+                    "set SENTIMENT_TEST_IMDB to a folder holding it to run it here")
     return path
 
 
 @pytest.fixture(scope="session")
-def reviews(imdb_dir: Path) -> pd.DataFrame:
-    """32 negative and 32 positive real reviews (columns text, label), drawn with a fixed seed."""
-    train = pd.read_parquet(imdb_dir / "train.parquet", columns=["text", "label"])
-    train = train.drop_duplicates("text")
-    sample = train.groupby("label", group_keys=False).sample(n=PER_CLASS, random_state=0)
-    return sample.reset_index(drop=True).astype({"label": "int64"})
+def reviews() -> pd.DataFrame:
+    """32 negative and 32 positive invented reviews (columns text, label) from tests/fixtures/reviews.csv, in file
+    order: the last 8 of each label are the test table."""
+    frame = pd.read_csv(REVIEWS_CSV, usecols=["text", "label"], dtype={"text": str, "label": "int64"})
+    assert frame["label"].value_counts().to_dict() == {0: PER_CLASS, 1: PER_CLASS}, f"{REVIEWS_CSV}: regenerate it"
+    return frame
 
 
 def split_train_test(reviews: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -55,13 +72,13 @@ def write_parquet_folder(reviews: pd.DataFrame, folder: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def review_tables(reviews: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(train, test) tables of the sampled reviews, as written to `small_imdb`: 48 and 16 reviews."""
+    """(train, test) tables of the fixture's reviews, as written to `small_imdb`: 48 and 16 reviews."""
     return split_train_test(reviews)
 
 
 @pytest.fixture(scope="session")
 def small_imdb(reviews: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A train/test Parquet folder of the sampled reviews: 48 train, 16 test."""
+    """A train/test Parquet folder of the fixture's reviews: 48 train, 16 test."""
     return write_parquet_folder(reviews, tmp_path_factory.mktemp("small_imdb"))
 
 
@@ -110,6 +127,40 @@ def tiny_artifacts(tiny_model_dir: Path, small_imdb: Path, tmp_path_factory: pyt
 
 
 @pytest.fixture(scope="session")
+def two_set_artifacts(tiny_artifacts: Path, review_tables, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of `tiny_artifacts` to which evaluate.py added a second evaluation set, "ours": the first 6 train
+    reviews of each label, from a CSV laid out as someone else's data would be (columns `Review Body` and
+    `is_positive`, labels true/false), which stays where it was evaluated from."""
+    import evaluate
+
+    root = tmp_path_factory.mktemp("two_sets")
+    shutil.copytree(tiny_artifacts, root / "artifacts")
+    picked = review_tables[0].groupby("label").head(6)
+    pd.DataFrame({"Review Body": picked["text"], "is_positive": picked["label"].map({0: "false", 1: "true"})}).to_csv(
+        root / "ours.csv", index=False)
+    argv = ["--artifacts", str(root / "artifacts"), "--data", str(root / "ours.csv"), "--name", "ours",
+            "--text-column", "Review Body", "--label-column", "is_positive", "--precision", "fp32", "--no-progress"]
+    assert evaluate.main(argv) == 0
+    return root / "artifacts"
+
+
+@pytest.fixture(scope="session")
+def artifacts_without_texts(tiny_artifacts: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of `tiny_artifacts` whose test set says it was evaluated from a folder that is no longer there, as
+    when the artifacts are served on another machine: the app cannot read its texts."""
+    from sentiment.artifacts import write_manifest
+
+    artifacts = tmp_path_factory.mktemp("moved") / "artifacts"
+    shutil.copytree(tiny_artifacts, artifacts)
+    info_path = artifacts / "evaluations" / "test" / "evaluation.json"
+    info = json.loads(info_path.read_text())
+    info["data_path"] = info["data_argument"] = str(artifacts.parent / "data-moved-away")
+    info_path.write_text(json.dumps(info))
+    write_manifest(artifacts)
+    return artifacts
+
+
+@pytest.fixture(scope="session")
 def shipped_artifacts() -> Path:
     """The trained model committed at artifacts/ (what the Space serves)."""
     path = REPO / "artifacts"
@@ -119,13 +170,14 @@ def shipped_artifacts() -> Path:
 
 
 @pytest.fixture(scope="module")
-def live_app(tiny_artifacts: Path, small_imdb: Path, tmp_path_factory: pytest.TempPathFactory):
-    """The Gradio app serving `tiny_artifacts` (texts from `small_imdb`) on a free loopback port, from an empty
-    working directory; yields (url, working directory) and closes the server afterwards."""
+def live_app(two_set_artifacts: Path, small_imdb: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The Gradio app serving `two_set_artifacts` (test texts from `small_imdb`) on a free loopback port, from an
+    empty working directory; yields (url, working directory) and closes the server afterwards."""
     import socket
 
     import app  # noqa: F401 - sets the environment app.py runs under (no analytics)
-    from sentiment.ui import Services, build_app
+    from sentiment.services import Services
+    from sentiment.ui import build_app
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -133,7 +185,7 @@ def live_app(tiny_artifacts: Path, small_imdb: Path, tmp_path_factory: pytest.Te
     workdir = tmp_path_factory.mktemp("app_workdir")
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(workdir)
-        blocks = build_app(Services.load(tiny_artifacts, str(small_imdb), ig_steps=8), ig_steps=8)
+        blocks = build_app(Services.load(two_set_artifacts, str(small_imdb), ig_steps=8), ig_steps=8)
         _, url, _ = blocks.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port,
                                   show_error=True, quiet=True)
         try:
@@ -168,3 +220,41 @@ def crash_mid_second_epoch():
 
     return crashing
 
+
+
+# A hand-made evaluation with known answers, for the dashboard's figures and tables. Predicted (p >= 0.5):
+# 0 0 1 0 | 1 1 0 1 1 0, so reviews r2, r6 and r9 are the mistakes; 7 of 10 right.
+HANDMADE_LABELS = [0, 0, 0, 0, 1, 1, 1, 1, 1, 1]
+HANDMADE_PROBS = [0.1, 0.2, 0.7, 0.4, 0.9, 0.8, 0.15, 0.6, 0.95, 0.45]
+HANDMADE_TOKENS = [50, 120, 300, 80, 600, 40, 700, 90, 200, 512]
+
+
+@pytest.fixture
+def handmade_metrics() -> dict:
+    import numpy as np
+
+    from sentiment.evaluation import compute_metrics
+
+    return compute_metrics(np.array(HANDMADE_LABELS), np.array(HANDMADE_PROBS))
+
+
+@pytest.fixture
+def handmade_predictions() -> pd.DataFrame:
+    """The stored predictions of the hand-made evaluation, keyed r0..r9."""
+    import numpy as np
+
+    probs = np.array(HANDMADE_PROBS, dtype=np.float32)
+    return pd.DataFrame({"key": [f"r{i}" for i in range(len(probs))], "labels": np.array(HANDMADE_LABELS, np.int8),
+                         "prob_positive": probs, "predicted": (probs >= 0.5).astype(np.int8),
+                         "n_tokens": np.array(HANDMADE_TOKENS, dtype=np.int32),
+                         "truncated": np.array(HANDMADE_TOKENS) > 512})
+
+
+@pytest.fixture
+def handmade_history() -> dict:
+    """Three epochs, the second one best."""
+    return {"epochs": [{"epoch": e, "step": 10 * e, "train_loss": loss, "train_accuracy": acc, "eval_loss": vloss,
+                        "eval_accuracy": vacc, "train_seconds": 60.0 * e, "train_tokens_per_second": 1000.0}
+                       for e, loss, acc, vloss, vacc in [(1, 0.6, 0.70, 0.5, 0.80), (2, 0.3, 0.90, 0.35, 0.88),
+                                                         (3, 0.1, 0.97, 0.45, 0.86)]],
+            "best_epoch": 2}

@@ -1,5 +1,6 @@
-"""The app served over HTTP from the tiny trained model, called through gradio_client: the named endpoints, the
-error a user sees for an empty review, and that a submitted review is neither logged nor written to disk."""
+"""The app served over HTTP from the tiny trained model with two evaluation sets, called through gradio_client: the
+named endpoints, the error a user sees for an empty review or an unknown set, and that a submitted review is neither
+logged nor written to disk."""
 
 from __future__ import annotations
 
@@ -42,6 +43,28 @@ def test_explain_endpoint_returns_highlights_table_and_note(client):
     assert scores and all(-1.0 <= s <= 1.0 for s in scores)
     assert table["headers"] == ["pushes toward", "word", "attribution"]
     assert "Convergence delta" in note
+
+
+def test_the_app_lists_its_named_endpoints(client):
+    assert {"/predict", "/explain", "/fairness", "/evaluation"} <= set(client.view_api(print_info=False,
+                                                                                       return_format="dict")
+                                                                       ["named_endpoints"])
+
+
+def test_evaluation_endpoint_returns_the_view_of_the_chosen_set(client):
+    first, second = (client.predict(name, api_name="/evaluation") for name in ("test", "ours"))
+    assert len(first) == len(second) == 7  # results, two confusion matrices, ROC, PR, per-class table, reliability
+    assert first[0].startswith("### Results on `test`") and "| reviews | 16 |" in first[0]
+    assert second[0].startswith("### Results on `ours`") and "| reviews | 12 |" in second[0]
+    assert second[5]["headers"] == ["class", "precision", "recall", "f1", "support"]
+
+
+def test_an_unknown_evaluation_set_is_refused_with_the_sets_there_are(client):
+    from gradio_client.exceptions import AppError
+
+    # The set selector's own check answers first; Handlers.evaluation_view has the same check (test_services.py).
+    with pytest.raises(AppError, match=r"nope is not in the list of choices: \['test', 'ours'\]"):
+        client.predict("nope", api_name="/evaluation")
 
 
 def test_an_empty_review_returns_the_apps_message(client):

@@ -1,5 +1,6 @@
 """The app in a real Chromium (Playwright, sync API): analyze a review, read the label and the highlighted words,
-open the evaluation dashboard, and check that review text is shown as text, never run as HTML."""
+open the evaluation dashboard and switch its evaluation set, and check that review text is shown as text, never run
+as HTML."""
 
 from __future__ import annotations
 
@@ -112,6 +113,23 @@ def test_evaluation_tab_draws_the_dashboard(page):
         plots = page.locator(".js-plotly-plot:visible")
         assert plots.count() >= 4
         assert plots.first.locator(".main-svg").count() >= 1  # Plotly rendered, not just a placeholder
+
+
+def test_evaluation_tab_switches_between_evaluation_sets(page):
+    """`live_app` serves two sets: train.py's "test" (16 reviews) and evaluate.py's "ours" (12, from ours.csv)."""
+    expect = pytest.importorskip("playwright.sync_api").expect
+    with screenshot_on_failure(page, "evaluation-sets"):
+        page.get_by_role("tab", name="Evaluation").click()
+        heading = page.get_by_role("heading", name=re.compile(r"^Results on"))
+        expect(heading).to_have_text("Results on test")
+        expect(page.get_by_role("row", name="reviews 16", exact=True)).to_be_visible()
+        expect(page.get_by_text(re.compile(r"two_sets\d*/ours\.csv$")).first).to_be_visible()  # the comparison
+        selector = page.get_by_label("Evaluation set").locator("visible=true")
+        expect(selector).to_have_value(re.compile(r"^test \("))
+        selector.click()
+        page.get_by_role("option", name=re.compile(r"^ours \(.*ours\.csv\)$")).click()
+        expect(heading).to_have_text("Results on ours")
+        expect(page.get_by_role("row", name="reviews 12", exact=True)).to_be_visible()
 
 
 def test_review_html_is_shown_as_text_and_never_run(page):

@@ -46,7 +46,7 @@ def test_training_on_the_gpu_in_each_precision(precision, small_imdb, tiny_model
     assert all(torch.isfinite(tensor).all() for tensor in weights.values())  # fp16's loss scaling kept them finite
     assert not torch.equal(weights["classifier.weight"], initial["classifier.weight"])
 
-    stored = pd.read_parquet(artifacts / "test_predictions.parquet")
+    stored = pd.read_parquet(artifacts / "evaluations" / "test" / "predictions.parquet")
     texts = {review_key(t): t for t in review_tables[1]["text"]}
     ordered = [texts[key] for key in stored["key"]]
     gpu = Predictor.from_artifacts(artifacts, device="cuda", precision=precision).predict_proba(ordered)[:, 1]

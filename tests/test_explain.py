@@ -8,7 +8,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sentiment import explain
 from sentiment.errors import SentimentError
 from sentiment.explain import Explainer, Explanation, merge_words
 from sentiment.predict import MAX_TEXT_CHARS, Predictor
@@ -95,7 +94,7 @@ def explainer(tiny_artifacts) -> Explainer:
 
 @pytest.fixture(scope="module")
 def long_review(reviews, explainer) -> str:
-    """The longest of the sampled real reviews: several times the tiny model's 128-token window."""
+    """The longest of the fixture's reviews: several times the tiny model's 128-token window."""
     text = max(reviews["text"], key=len)
     assert len(explainer.predictor.encoder.tokenizer(text, add_special_tokens=False)["input_ids"]) > 3 * 128
     return text
@@ -159,12 +158,13 @@ def test_words_in_the_middle_of_a_long_review_have_no_score(explainer, long_revi
     assert edges[:5] and all(score is not None for score in edges[:5] + edges[-5:])
 
 
-def test_the_faster_attention_gives_the_same_explanation_and_prediction_keeps_its_own(explainer):
+def test_the_eager_attention_gives_the_same_explanation_and_prediction_keeps_its_own(explainer):
     model = explainer.model
-    assert model.config._attn_implementation == "sdpa" != explainer.attention == explain.CPU_ATTENTION
-    fast = explainer.explain(POSITIVE_REVIEW)
+    eager = Explainer(explainer.predictor, n_steps=explainer.n_steps, attention="eager")
+    assert model.config._attn_implementation == "sdpa" == explainer.attention  # the CPU's default in fp32
+    fast = eager.explain(POSITIVE_REVIEW)
     assert model.config._attn_implementation == "sdpa"  # prediction runs on the fused kernel again
-    fused = Explainer(explainer.predictor, n_steps=explainer.n_steps, attention="sdpa").explain(POSITIVE_REVIEW)
+    fused = explainer.explain(POSITIVE_REVIEW)
     assert [w for w, _ in fast.words] == [w for w, _ in fused.words]
     # fp32 here; in bf16 the kernels round differently (docs/performance.md gives both deltas)
     np.testing.assert_allclose([s for _, s in fast.words], [s for _, s in fused.words], rtol=1e-4, atol=1e-6)
@@ -172,14 +172,16 @@ def test_the_faster_attention_gives_the_same_explanation_and_prediction_keeps_it
 
 
 def test_a_failed_explanation_leaves_prediction_on_its_kernel(explainer, monkeypatch):
+    eager = Explainer(explainer.predictor, n_steps=explainer.n_steps, attention="eager")
+
     def fail(*args, **kwargs):
-        assert explainer.model.config._attn_implementation == explain.CPU_ATTENTION
+        assert eager.model.config._attn_implementation == "eager"
         raise RuntimeError("attribution failed")
 
-    monkeypatch.setattr(explainer._ig, "attribute", fail)
+    monkeypatch.setattr(eager._ig, "attribute", fail)
     with pytest.raises(RuntimeError, match="attribution failed"):
-        explainer.explain(POSITIVE_REVIEW)
-    assert explainer.model.config._attn_implementation == "sdpa"
+        eager.explain(POSITIVE_REVIEW)
+    assert eager.model.config._attn_implementation == "sdpa"
 
 
 @pytest.mark.parametrize("text", ["", "   \n\t ", None, 42, "x" * (MAX_TEXT_CHARS + 1)],

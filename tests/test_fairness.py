@@ -1,5 +1,5 @@
 """The fairness probe where users meet it: the app's fairness tab, fairness.json from train.py and
---fairness-only, and training with counterfactual augmentation."""
+evaluate.py --fairness, and training with counterfactual augmentation."""
 
 from __future__ import annotations
 
@@ -11,14 +11,16 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
+import evaluate
 import train
-from sentiment import fairness
+from sentiment import augment
 from sentiment.artifacts import FAIRNESS, MANIFEST, read_json, sha256_file, verify_manifest, write_manifest
+from sentiment.augment import variants
 from sentiment.data import review_key
-from sentiment.fairness import variants
 from sentiment.lexicon import CATEGORIES
 from sentiment.predict import MAX_TEXT_CHARS
-from sentiment.ui import FAIRNESS_EXAMPLE, Handlers, Services
+from sentiment.services import Handlers, Services
+from sentiment.ui import FAIRNESS_EXAMPLE
 
 CATEGORY_NAMES = [c.name for c in CATEGORIES]
 
@@ -73,7 +75,7 @@ def test_train_py_writes_the_fairness_report_into_the_artifacts(tiny_artifacts, 
     assert probed and set(probed) <= test_keys
 
 
-FAIRNESS_ONLY = ["--fairness-only", "--device", "cpu", "--precision", "fp32", "--num-threads", "1", "--no-progress"]
+FAIRNESS_ONLY = ["--fairness", "--device", "cpu", "--precision", "fp32", "--num-threads", "1", "--no-progress"]
 
 
 @pytest.fixture()
@@ -84,14 +86,16 @@ def artifacts_copy(tiny_artifacts, tmp_path) -> Path:
 
 
 def file_hashes(folder: Path) -> dict[str, str]:
-    return {p.name: sha256_file(p) for p in folder.iterdir() if p.name not in (FAIRNESS, MANIFEST)}
+    return {p.relative_to(folder).as_posix(): sha256_file(p) for p in folder.rglob("*")
+            if p.is_file() and p.name not in (FAIRNESS, MANIFEST)}
 
 
-def test_fairness_only_adds_the_report_to_a_folder_without_one(artifacts_copy, small_imdb, tiny_artifacts):
+def test_evaluate_fairness_adds_the_report_to_a_folder_without_one(artifacts_copy, tiny_artifacts):
+    """From the folder's stored training config alone: the same test split the training run used."""
     (artifacts_copy / FAIRNESS).unlink()
     write_manifest(artifacts_copy)
     before = file_hashes(artifacts_copy)
-    assert train.main([*FAIRNESS_ONLY, "--output-dir", str(artifacts_copy), "--data", str(small_imdb)]) == 0
+    assert evaluate.main([*FAIRNESS_ONLY, "--artifacts", str(artifacts_copy)]) == 0
     manifest = verify_manifest(artifacts_copy)
     assert set(manifest["files"]) == set(before) | {FAIRNESS}
     assert file_hashes(artifacts_copy) == before  # the model and the evaluation are left as they were
@@ -105,11 +109,11 @@ def test_fairness_only_adds_the_report_to_a_folder_without_one(artifacts_copy, s
         assert added["probe"]["categories"][name]["variants"] == original["probe"]["categories"][name]["variants"]
 
 
-def test_fairness_only_replaces_an_existing_report(artifacts_copy, small_imdb):
+def test_evaluate_fairness_replaces_an_existing_report(artifacts_copy, small_imdb):
     before = file_hashes(artifacts_copy)
-    argv = [*FAIRNESS_ONLY, "--output-dir", str(artifacts_copy), "--data", str(small_imdb),
+    argv = [*FAIRNESS_ONLY, "--artifacts", str(artifacts_copy), "--data", str(small_imdb),
             "--fairness-max-reviews", "1"]
-    assert train.main(argv) == 0
+    assert evaluate.main(argv) == 0
     verify_manifest(artifacts_copy)
     assert file_hashes(artifacts_copy) == before
     probe = read_json(artifacts_copy / FAIRNESS)["probe"]
@@ -118,8 +122,8 @@ def test_fairness_only_replaces_an_existing_report(artifacts_copy, small_imdb):
     assert any(c["reviews"] == 1 for c in probe["categories"].values())
 
 
-def test_a_failed_fairness_only_run_leaves_the_artifacts_as_they_were(artifacts_copy, small_imdb, monkeypatch):
-    from sentiment import finish
+def test_a_failed_fairness_run_leaves_the_artifacts_as_they_were(artifacts_copy, small_imdb, monkeypatch):
+    from sentiment import assess
 
     report_before = (artifacts_copy / FAIRNESS).read_bytes()
 
@@ -127,17 +131,17 @@ def test_a_failed_fairness_only_run_leaves_the_artifacts_as_they_were(artifacts_
         Path(path).write_text('{"suite": ', encoding="utf-8")
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(finish, "write_json", write_half_then_crash)
+    monkeypatch.setattr(assess, "write_json", write_half_then_crash)
     with pytest.raises(RuntimeError, match="disk full"):
-        train.main([*FAIRNESS_ONLY, "--output-dir", str(artifacts_copy), "--data", str(small_imdb)])
+        evaluate.main([*FAIRNESS_ONLY, "--artifacts", str(artifacts_copy), "--data", str(small_imdb)])
     verify_manifest(artifacts_copy)
     assert (artifacts_copy / FAIRNESS).read_bytes() == report_before
     assert [p.name for p in artifacts_copy.parent.iterdir()] == ["artifacts"]
 
 
-def test_fairness_only_without_trained_artifacts_exits_2(tmp_path, small_imdb, capsys):
-    argv = [*FAIRNESS_ONLY, "--output-dir", str(tmp_path / "nothing"), "--data", str(small_imdb)]
-    assert train.main(argv) == 2
+def test_evaluate_fairness_without_trained_artifacts_exits_2(tmp_path, small_imdb, capsys):
+    argv = [*FAIRNESS_ONLY, "--artifacts", str(tmp_path / "nothing"), "--data", str(small_imdb)]
+    assert evaluate.main(argv) == 2
     assert "no manifest.json" in capsys.readouterr().err
 
 
@@ -148,14 +152,14 @@ AUGMENT_TEXTS = ["He was wonderful and his wife was too.", "A film with no peopl
 
 
 def test_counterfactual_copies_swap_identity_words_and_keep_labels():
-    copies = fairness.counterfactual_copies(AUGMENT_TEXTS, [1, 0, 1, 0], share=1.0, seed=0)
+    copies = augment.counterfactual_copies(AUGMENT_TEXTS, [1, 0, 1, 0], share=1.0, seed=0)
     assert len(copies) == 3  # every text that mentions identity terms, and none other
     for (copy, label), (text, original_label) in zip(copies, [(AUGMENT_TEXTS[i], [1, 0, 1, 0][i]) for i in (0, 2, 3)],
                                                       strict=True):
         assert label == original_label and copy != text
-        assert fairness.WORD.sub("", copy) == fairness.WORD.sub("", text)  # only whole words changed
-    assert fairness.counterfactual_copies(AUGMENT_TEXTS, [1, 0, 1, 0], share=1.0, seed=0) == copies
-    assert fairness.counterfactual_copies(AUGMENT_TEXTS, [1, 0, 1, 0], share=0.0, seed=0) == []
+        assert augment.WORD.sub("", copy) == augment.WORD.sub("", text)  # only whole words changed
+    assert augment.counterfactual_copies(AUGMENT_TEXTS, [1, 0, 1, 0], share=1.0, seed=0) == copies
+    assert augment.counterfactual_copies(AUGMENT_TEXTS, [1, 0, 1, 0], share=0.0, seed=0) == []
 
 
 def test_train_with_counterfactual_augmentation_trains_on_the_copies(tiny_model_dir, small_imdb, tmp_path):

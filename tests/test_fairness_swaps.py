@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from sentiment.fairness import INDEX, find_terms, perturb, variants
+from sentiment.augment import INDEX, find_terms, perturb, variants
 from sentiment.lexicon import BY_NAME, CATEGORIES, TARGET_ONLY
 
 CATEGORY_NAMES = [c.name for c in CATEGORIES]

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from sentiment.augment import INDEX, WORD, find_terms, perturb
 from sentiment.errors import SentimentError
 from sentiment.explain import merge_words
-from sentiment.fairness import INDEX, WORD, find_terms, perturb
 from sentiment.lexicon import BY_NAME, CATEGORIES, TARGET_ONLY
 from sentiment.predict import MAX_TEXT_CHARS, Predictor, check_text
 from sentiment.text import Encoder, truncate

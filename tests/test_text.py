@@ -49,16 +49,19 @@ def test_unknown_strategy_is_an_error():
 
 
 @pytest.mark.parametrize("strategy", ["head", "tail", "head+tail"])
-def test_encoder_frames_and_truncates_real_reviews(tokenizer, reviews, strategy):
+def test_encoder_frames_and_truncates_the_fixture_reviews(tokenizer, reviews, strategy):
     encoder = Encoder(tokenizer, max_length=64, truncation=strategy, head_ratio=0.25)
     texts = reviews["text"].tolist()
     encoded = encoder.encode(texts, batch_size=7)  # several tokenizer chunks
     assert len(encoded) == len(texts)
+    lengths = []
     for text, ids in zip(texts, encoded, strict=True):
         assert ids[0] == tokenizer.cls_token_id and ids[-1] == tokenizer.sep_token_id
         assert len(ids) <= 64
         pieces = tokenizer(text, add_special_tokens=False)["input_ids"]
         assert ids[1:-1] == truncate(pieces, 62, strategy, 0.25)
+        lengths.append(len(pieces))
+    assert min(lengths) <= 62 < max(lengths)  # the fixture has reviews that fit and reviews that are cut
 
 
 def test_encoder_keeps_both_ends_of_a_long_review(tokenizer):

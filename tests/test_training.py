@@ -1,4 +1,4 @@
-"""End to end: train.py on a few dozen real reviews with a tiny BERT, then load, serve, resume and fail cleanly."""
+"""End to end: train.py on the fixture's 64 reviews with a tiny BERT, then load, serve, resume and fail cleanly."""
 
 from __future__ import annotations
 
@@ -55,9 +55,10 @@ def test_texts(review_tables) -> list[str]:
 
 
 def test_artifacts_folder_is_complete_and_verified(trained):
-    names = {p.name for p in trained.iterdir()}
+    names = {p.relative_to(trained).as_posix() for p in trained.rglob("*") if p.is_file()}
     assert {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "training_config.json",
-            "history.json", "metrics.json", "test_predictions.parquet", "manifest.json"} <= names
+            "history.json", "calibration.json", "fairness.json", "evaluations/test/evaluation.json",
+            "evaluations/test/metrics.json", "evaluations/test/predictions.parquet", "manifest.json"} <= names
     manifest = verify_manifest(trained)
     assert set(manifest["files"]) == names - {"manifest.json"}
     assert not [p for p in trained.parent.iterdir() if p.name.startswith(".")]  # no temp or old folders
@@ -85,19 +86,24 @@ def test_training_config_records_the_resolved_settings(trained, tiny_model_dir, 
 
 
 def test_saved_model_has_named_labels_and_the_save_dtype(trained):
-    from transformers import AutoConfig
+    from transformers import AutoConfig, AutoModelForSequenceClassification
 
     config = AutoConfig.from_pretrained(trained)
     assert config.id2label == {0: "negative", 1: "positive"}
     assert config.label2id == {"negative": 0, "positive": 1}
+    # Stored in half the bytes, loaded in fp32 by a plain from_pretrained/pipeline: fp16 matmuls crawl on CPUs.
+    assert json.loads((trained / "config.json").read_text())["dtype"] == "float32"
+    assert AutoModelForSequenceClassification.from_pretrained(trained).dtype == torch.float32
     with safe_open(trained / "model.safetensors", framework="pt") as weights:
         dtypes = {weights.get_slice(name).get_dtype() for name in weights.keys()}
     assert dtypes == {"F16"}  # --save-dtype defaults to fp16
 
 
 def test_predictions_are_keyed_and_hold_no_text(trained, test_texts, tokenizer):
-    predictions = pd.read_parquet(trained / "test_predictions.parquet")
-    assert list(predictions.columns) == ["key", "labels", "prob_positive", "predicted", "n_tokens", "truncated"]
+    predictions = pd.read_parquet(trained / "evaluations" / "test" / "predictions.parquet")
+    assert list(predictions.columns) == ["row", "key", "labels", "prob_positive", "predicted", "n_tokens", "truncated",
+                                         "marker: negation", "marker: contrast", "marker: could have been",
+                                         "marker: scare quotes"]
     assert all(re.fullmatch(r"[0-9a-f]{16}", key) for key in predictions["key"])
     assert set(predictions["key"]) == {review_key(t) for t in test_texts}
     assert ((predictions["prob_positive"] >= 0.5) == (predictions["predicted"] == 1)).all()
@@ -111,7 +117,7 @@ def test_predictions_are_keyed_and_hold_no_text(trained, test_texts, tokenizer):
 
 def test_no_review_text_anywhere_in_the_artifacts(trained, reviews):
     snippets = [text[:60].encode("utf-8") for text in reviews["text"]]
-    for path in trained.rglob("*"):
+    for path in (p for p in trained.rglob("*") if p.is_file()):
         # Parquet compresses and dictionary-encodes strings, so its raw bytes would hide most of them.
         payload = pd.read_parquet(path).to_csv().encode() if path.suffix == ".parquet" else path.read_bytes()
         leaked = [s for s in snippets if s in payload]
@@ -119,8 +125,10 @@ def test_no_review_text_anywhere_in_the_artifacts(trained, reviews):
 
 
 def test_metrics_cover_the_test_split(trained):
-    metrics = json.loads((trained / "metrics.json").read_text())
+    metrics = json.loads((trained / "evaluations" / "test" / "metrics.json").read_text())
     assert metrics["n"] == 16
+    low, high = metrics["accuracy_ci"]
+    assert low <= metrics["accuracy"] <= high
     assert sum(map(sum, metrics["confusion_matrix"])) == 16
     assert metrics["per_class"]["negative"]["support"] == metrics["per_class"]["positive"]["support"] == 8
 
@@ -146,7 +154,7 @@ def test_predict_takes_a_string_or_a_list(predictor, test_texts):
 
 
 def test_reloaded_model_reproduces_the_stored_test_predictions(predictor, trained, test_texts):
-    stored = pd.read_parquet(trained / "test_predictions.parquet").set_index("key")["prob_positive"]
+    stored = pd.read_parquet(trained / "evaluations" / "test" / "predictions.parquet").set_index("key")["prob_positive"]
     expected = stored.loc[[review_key(t) for t in test_texts]].to_numpy()
     assert np.ptp(expected) > 1e-2  # reviews get distinguishable predictions, so a mix-up would show
     # Training evaluated the fp16-rounded weights in fp32, as they are reloaded; only batching order may differ.
@@ -160,8 +168,8 @@ def test_transformers_pipeline_loads_the_folder(trained, predictor):
     text = "A quiet, beautifully acted film; I would watch it again."
     scores = {r["label"]: r["score"] for r in classify(text, top_k=None)}
     assert set(scores) == {"negative", "positive"}
-    # The pipeline computes in the saved fp16; the Predictor in fp32.
-    assert scores == pytest.approx(predictor.predict(text)["probabilities"], abs=5e-3)
+    # Both compute in fp32 from the same weights, temperature included: the same calibrated probabilities.
+    assert scores == pytest.approx(predictor.predict(text)["probabilities"], abs=1e-5)
 
 
 def test_dropout_flags_reach_the_model(tiny_model_dir):
@@ -199,8 +207,8 @@ def assert_same_run(folder: Path, reference: Path) -> None:
     with safe_open(folder / "artifacts" / "model.safetensors", "pt") as a, \
             safe_open(reference / "artifacts" / "model.safetensors", "pt") as b:
         assert all(torch.equal(a.get_tensor(name), b.get_tensor(name)) for name in b.keys())
-    pd.testing.assert_frame_equal(pd.read_parquet(folder / "artifacts" / "test_predictions.parquet"),
-                                  pd.read_parquet(reference / "artifacts" / "test_predictions.parquet"))
+    predictions = Path("artifacts", "evaluations", "test", "predictions.parquet")
+    pd.testing.assert_frame_equal(pd.read_parquet(folder / predictions), pd.read_parquet(reference / predictions))
 
 
 def test_resume_after_a_crash_matches_an_uninterrupted_run(small_imdb, tiny_model_dir, uninterrupted, tmp_path,
@@ -252,13 +260,12 @@ def test_resume_with_other_settings_names_the_flags(small_imdb, tiny_model_dir, 
 
 def test_resume_without_a_checkpoint_says_where_it_looked(small_imdb, tiny_model_dir, tmp_path):
     from sentiment.config import TrainConfig
-    from sentiment.training import train as run_training
 
     config = TrainConfig(data=str(small_imdb), model=str(tiny_model_dir), output_dir=str(tmp_path / "artifacts"),
                          checkpoint_dir=str(tmp_path / "nothing-here"), max_length=64, num_threads=1, device="cpu",
                          progress=False, resume=True)
     with pytest.raises(SentimentError, match="--resume: no checkpoint at") as err:
-        run_training(config)
+        train.train(config)
     assert "nothing-here" in str(err.value)
 
 

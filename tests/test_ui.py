@@ -1,21 +1,20 @@
-"""The UI's functions return what their components expect, and turn every bad input into a clear gr.Error;
-Services load with and without review texts; app.py reads its flags and environment."""
+"""The Predict tab's functions return what their components expect and turn every bad input into a clear gr.Error;
+the app is laid out with its named endpoints and set selectors; app.py reads its flags and environment. (Services
+and the other tabs' handlers: test_services.py, test_error_explorer.py.)"""
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 import gradio as gr
-import pandas as pd
 import pytest
 
 import app
 from sentiment.artifacts import write_manifest
-from sentiment.data import review_key
 from sentiment.predict import MAX_TEXT_CHARS
-from sentiment.ui import DATA_HINT, Handlers, Services, _test_texts, build_app
+from sentiment.services import TOP_COLUMNS, Handlers, Services
+from sentiment.ui import build_app
 
 REVIEW = "A warm and funny film, though the middle drags. I would watch it again."
 BAD_INPUTS = [("", "empty"), ("   \n\t  ", "empty"), ("x" * (MAX_TEXT_CHARS + 1), f"{MAX_TEXT_CHARS:,}")]
@@ -30,16 +29,6 @@ def services(tiny_artifacts, small_imdb) -> Services:
 @pytest.fixture(scope="module")
 def handlers(services) -> Handlers:
     return Handlers(services)
-
-
-@pytest.fixture(scope="module")
-def handlers_without_texts(tiny_artifacts) -> Handlers:
-    return Handlers(Services.load(tiny_artifacts, None, ig_steps=8))
-
-
-def select(row: int, column: int = 0) -> gr.SelectData:
-    """The event a click on a Dataframe cell sends."""
-    return gr.SelectData(None, {"index": [row, column], "value": None})
 
 
 # Predict tab
@@ -59,7 +48,7 @@ def test_explain_returns_highlights_top_words_and_a_note(handlers):
     assert all(isinstance(text, str) for text, _ in highlighted)
     assert scores and all(isinstance(s, float) and -1.0 <= s <= 1.0 for s in scores)
     assert max(abs(s) for s in scores) == pytest.approx(1.0)  # scaled by the strongest word
-    assert list(table.columns) == ["pushes toward", "word", "attribution"]
+    assert list(table.columns) == TOP_COLUMNS == ["pushes toward", "word", "attribution"]
     assert set(table["pushes toward"]) <= {"positive", "negative"}
     assert (table.loc[table["pushes toward"] == "positive", "attribution"] >= 0).all()
     assert (table.loc[table["pushes toward"] == "negative", "attribution"] <= 0).all()
@@ -101,153 +90,53 @@ def test_a_review_of_exactly_the_limit_is_accepted(handlers):
     assert set(probabilities) == {"negative", "positive"}
 
 
-# Error explorer
+# The app
 
 
-def test_errors_lists_exactly_the_misclassified_test_reviews(handlers, services):
-    predictions = services.evaluation["predictions"]
-    table = handlers.errors(0.5, "all", None, None)
-    wrong = predictions[predictions["predicted"] != predictions["labels"]]
-    assert len(table) > 0, "the tiny model is expected to get some of the 16 test reviews wrong"
-    assert sorted(table["key"]) == sorted(wrong["key"])
-    assert (table["true label"] != table["predicted label"]).all()
-    assert list(table["confidence"]) == sorted(table["confidence"], reverse=True)
-    # Each row previews its own review, joined by key from the texts given with --data.
-    assert all(review and review.split()[0] in services.texts[key] for key, review in zip(table["key"],
-                                                                                          table["review"], strict=True))
+def dropdowns(blocks: gr.Blocks) -> list[gr.Dropdown]:
+    """The evaluation-set selectors (the error explorer also has a cohort filter)."""
+    return [block for block in blocks.blocks.values()
+            if isinstance(block, gr.Dropdown) and block.label == "Evaluation set"]
 
 
-def test_errors_filters(handlers):
-    everything = handlers.errors(0.5, "all", None, None)
-    by_label = {label: handlers.errors(0.5, label, None, None) for label in ("negative", "positive")}
-    assert len(by_label["negative"]) + len(by_label["positive"]) == len(everything)
-    for label, table in by_label.items():
-        assert (table["true label"] == label).all()
-    low, high = everything["tokens"].min(), everything["tokens"].max()
-    short = handlers.errors(0.5, "all", None, float(low))
-    assert len(short) >= 1 and (short["tokens"] <= low).all()
-    long = handlers.errors(0.5, "all", float(high), None)
-    assert len(long) >= 1 and (long["tokens"] >= high).all()
-    assert handlers.errors(1.0, "all", None, None)["confidence"].ge(1.0).all()
+def markdown(blocks: gr.Blocks) -> str:
+    return "\n".join(block.value or "" for block in blocks.blocks.values() if isinstance(block, gr.Markdown))
 
 
-@pytest.mark.parametrize(("filters", "message"), [((1.5, "all", None, None), "between 0 and 1"),
-                                                  ((0.5, "neutral", None, None), "true label"),
-                                                  ((0.5, "all", 300.0, 100.0), "below minimum")])
-def test_errors_rejects_bad_filters_with_a_clear_message(handlers, filters, message):
-    with pytest.raises(gr.Error, match=message):
-        handlers.errors(*filters)
-
-
-def test_errors_without_texts_still_lists_the_mistakes(handlers_without_texts, handlers):
-    table = handlers_without_texts.errors(0.5, "all", None, None)
-    assert list(table["key"]) == list(handlers.errors(0.5, "all", None, None)["key"])
-    assert (table["review"] == "").all()
-
-
-def test_selecting_a_mistake_explains_its_review(handlers, services):
-    table = handlers.errors(0.5, "all", None, None)
-    row = len(table) - 1
-    highlighted, top, note = handlers.explain_error(table, select(row, 3))
-    text = services.texts[table.iloc[row]["key"]]
-    assert "".join(segment for segment, _ in highlighted) == text
-    assert list(top.columns) == ["pushes toward", "word", "attribution"]
-    assert "Convergence delta" in note
-
-
-def test_selecting_a_mistake_without_texts_says_how_to_get_them(handlers_without_texts):
-    table = handlers_without_texts.errors(0.5, "all", None, None)
-    with pytest.raises(gr.Error) as caught:
-        handlers_without_texts.explain_error(table, select(0))
-    assert DATA_HINT in caught.value.message
-    assert str(table.iloc[0]["key"]) in caught.value.message
-
-
-# Services and the app
-
-
-def test_services_with_data_join_the_test_texts(services, review_tables):
-    assert services.texts is not None and len(services.texts) == len(review_tables[1]) == 16
-    assert set(services.texts.values()) == set(review_tables[1]["text"])
-    assert "16 test reviews" in services.data_message
-    assert set(services.evaluation["predictions"]["key"]) <= set(services.texts)
-
-
-def test_services_without_data_explain_where_texts_come_from(handlers_without_texts):
-    services = handlers_without_texts.services
-    assert services.texts is None
-    assert services.data_message == DATA_HINT
-    assert "--data" in DATA_HINT and "SENTIMENT_DATA" in DATA_HINT
-
-
-def test_services_take_a_folder_with_only_the_test_file(tiny_artifacts, review_tables, tmp_path):
-    """What DATA_HINT and --help promise: the app needs no training data to show the test reviews."""
-    review_tables[1].to_parquet(tmp_path / "test.parquet", index=False)
-    services = Services.load(tiny_artifacts, str(tmp_path), ig_steps=8)
-    assert services.texts is not None and set(services.texts.values()) == set(review_tables[1]["text"])
-
-
-def test_services_read_texts_with_the_column_the_model_was_trained_with(tiny_artifacts, review_tables, tmp_path):
-    artifacts = tmp_path / "artifacts"
-    shutil.copytree(tiny_artifacts, artifacts)
-    resolved = json.loads((artifacts / "training_config.json").read_text())
-    resolved["config"]["text_column"] = "review"
-    (artifacts / "training_config.json").write_text(json.dumps(resolved))
-    write_manifest(artifacts)  # as a run trained with --text-column review writes it
-    # One file holding the test reviews among others, as when train.py carved the test split from it.
-    reviews = pd.concat(review_tables).rename(columns={"text": "review"})
-    reviews.to_csv(tmp_path / "reviews.csv", index=False)
-    services = Services.load(artifacts, str(tmp_path / "reviews.csv"), ig_steps=8)
-    assert services.texts is not None and set(services.texts.values()) == set(review_tables[1]["text"])
-    assert "(16 of 16 test reviews)" in services.data_message
-
-
-def test_the_join_counts_test_reviews_that_share_a_text_once_each(review_tables, tmp_path):
-    """IMDB's test split repeats some reviews word for word; they share a key, and each row counts as joined."""
-    texts = review_tables[1]["text"].tolist()[:2]
-    pd.DataFrame({"text": texts, "label": [0, 1]}).to_parquet(tmp_path / "test.parquet", index=False)
-    keys = [review_key(texts[0]), review_key(texts[0]), review_key(texts[1]), "not-in-the-data"]
-    evaluation = {"training_config": {"config": {"text_column": "text", "data": str(tmp_path)}},
-                  "predictions": pd.DataFrame({"key": keys})}
-    found, message = _test_texts(str(tmp_path), evaluation)
-    assert found == {review_key(t): t for t in texts}
-    assert "(3 of 4 test reviews)" in message
-
-
-def test_services_with_data_holding_none_of_the_test_reviews_say_so(tiny_artifacts, small_imdb, review_tables,
-                                                                    tmp_path):
-    review_tables[0].to_parquet(tmp_path / "train-only.parquet", index=False)
-    services = Services.load(tiny_artifacts, str(tmp_path / "train-only.parquet"), ig_steps=8)
-    assert services.texts is None
-    assert "none of its 48 reviews is one of the 16 test reviews" in services.data_message
-    assert f"test reviews from `{small_imdb}`" in services.data_message
-
-
-def test_services_with_a_bad_data_path_still_load_and_say_how_to_fix_it(tiny_artifacts, tmp_path):
-    missing = tmp_path / "no-such-imdb"
-    services = Services.load(tiny_artifacts, str(missing), ig_steps=8)
-    assert services.texts is None
-    assert f"Could not read review texts from `{missing}`" in services.data_message
-    assert "no such file or folder" in services.data_message
-    assert "--data PATH" in services.data_message
-
-
-def test_services_refuse_a_folder_without_a_model(tmp_path):
-    from sentiment.errors import SentimentError
-
-    with pytest.raises(SentimentError, match="train.py"):
-        Services.load(tmp_path)
-
-
-@pytest.mark.parametrize("data", [True, False], ids=["with-texts", "without-texts"])
-def test_build_app_wires_the_named_endpoints(tiny_artifacts, small_imdb, data):
-    services = Services.load(tiny_artifacts, str(small_imdb) if data else None, ig_steps=8)
-    blocks = build_app(services, ig_steps=8)
+def test_build_app_wires_the_named_endpoints_and_a_set_selector_per_tab(two_set_artifacts, small_imdb):
+    blocks = build_app(Services.load(two_set_artifacts, str(small_imdb), ig_steps=8), ig_steps=8)
     assert isinstance(blocks, gr.Blocks)
     api_names = {fn.api_name for fn in blocks.fns.values()}
-    assert {"predict", "explain"} <= api_names
+    assert {"predict", "explain", "fairness", "evaluation"} <= api_names
     tabs = [block.label for block in blocks.blocks.values() if isinstance(block, gr.Tab)]
-    assert tabs[:3] == ["Predict", "Evaluation", "Error explorer"]
+    assert tabs == ["Predict", "Score a file", "Evaluation", "Error explorer", "Fairness"]
+    evaluation, errors = dropdowns(blocks)
+    assert evaluation.label == errors.label == "Evaluation set"
+    assert [value for _, value in evaluation.choices] == [value for _, value in errors.choices] == ["test", "ours"]
+    assert evaluation.value == errors.value == "test"
+    labels = [label for label, _ in evaluation.choices]
+    assert labels[1].startswith("ours (") and labels[1].endswith("ours.csv)")  # the set and where its data came from
+    assert "### Results on `test`" in markdown(blocks)  # the first set, until another is chosen
+
+
+def test_build_app_serves_a_folder_without_texts(artifacts_without_texts):
+    blocks = build_app(Services.load(artifacts_without_texts, None, ig_steps=8), ig_steps=8)
+    assert {"predict", "explain", "evaluation"} <= {fn.api_name for fn in blocks.fns.values()}
+    assert "is not on this machine" in markdown(blocks)
+
+
+def test_build_app_serves_a_folder_without_evaluation_sets(tiny_artifacts, tmp_path):
+    """A model folder nobody evaluated yet: the app predicts, and says how to add an evaluation set."""
+    artifacts = tmp_path / "artifacts"
+    shutil.copytree(tiny_artifacts, artifacts)
+    shutil.rmtree(artifacts / "evaluations")
+    write_manifest(artifacts)
+    services = Services.load(artifacts, None, ig_steps=8)
+    assert services.set_names == [] and services.texts == {}
+    blocks = build_app(services, ig_steps=8)
+    assert {"predict", "explain"} <= {fn.api_name for fn in blocks.fns.values()}
+    assert "evaluation" not in {fn.api_name for fn in blocks.fns.values()} and dropdowns(blocks) == []
+    assert "This folder holds no evaluation set. Add one with `python evaluate.py" in markdown(blocks)
 
 
 ENV = ("SENTIMENT_ARTIFACTS", "SENTIMENT_DATA", "GRADIO_SERVER_NAME", "GRADIO_SERVER_PORT", "SPACE_ID")

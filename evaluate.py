@@ -1,0 +1,68 @@
+"""Evaluate a trained model folder on labelled data, or run its fairness report; the result is stored in the folder.
+
+    python evaluate.py --artifacts artifacts --data ../shared/data/transfer/kotzias_amazon.parquet --name amazon
+    python evaluate.py --artifacts artifacts --data reviews.csv --text-column body --label-column stars_ok --name ours
+    python evaluate.py --artifacts artifacts --data ../shared/data/imdb --split test --name imdb-test
+    python evaluate.py --artifacts artifacts --fairness        # on the test reviews its training run used
+
+An evaluation set lands in ARTIFACTS/evaluations/NAME/ (metrics, predictions keyed by row, no text), added to the
+folder's manifest; the app shows every set it finds there. The folder is replaced atomically: a failed run leaves
+it as it was.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from sentiment.config import EvaluateConfig, add_arguments, from_namespace
+from sentiment.errors import SentimentError
+
+
+def evaluate(config: EvaluateConfig) -> dict:
+    from sentiment import assess, runtime  # heavy imports only once the flags are valid
+    from sentiment.artifacts import verify_manifest
+    from sentiment.data import load_labelled
+
+    runtime.set_threads(config.num_threads)
+    verify_manifest(config.artifacts)  # before reading any data: a broken folder is the first thing to know
+    if config.fairness:
+        return assess.store_fairness(config.artifacts, config.data, config.fairness_max_reviews, config.seed,
+                                     device=config.device, precision=config.precision)
+    data = load_labelled(config.data, config.split, config.text_column, config.label_column, config.label_map,
+                         config.max_samples, config.seed)
+    return assess.store_evaluation(config.artifacts, config.name, data, config.data, config.split,
+                                   device=config.device, precision=config.precision,
+                                   tokens_per_batch=config.tokens_per_batch, progress=config.progress,
+                                   text_column=config.text_column, explain_mistakes=config.explain_mistakes)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser, EvaluateConfig)
+    args = parser.parse_args(argv)
+    if not args.progress:
+        import transformers
+
+        transformers.utils.logging.disable_progress_bar()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = from_namespace(args, EvaluateConfig)
+        result = evaluate(config)
+    except SentimentError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if config.fairness:
+        flagged = [name for name, c in result["suite"]["categories"].items() if c["largest_gap"]["flagged"]]
+        print(f"fairness report written to {config.artifacts}; flagged categories: {', '.join(flagged) or 'none'}")
+    else:
+        low, high = result["accuracy_ci"]
+        print(f"{config.name}: n {result['n']:,}, accuracy {result['accuracy']:.4f} [{low:.4f}, {high:.4f}], "
+              f"ROC-AUC {result['roc_auc']:.4f}, macro F1 {result['macro']['f1']:.4f}, ECE {result['ece']:.4f}; "
+              f"stored in {config.artifacts}/evaluations/{config.name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

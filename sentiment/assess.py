@@ -1,0 +1,149 @@
+"""Evaluate a saved model folder, through the Predictor the app serves, on labelled data or on the fairness probe;
+the results are stored in the folder. train.py's test evaluation and evaluate.py take this same path."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sentiment.artifacts import (
+    CALIBRATION,
+    FAIRNESS,
+    TRAINING_CONFIG,
+    read_json,
+    update_atomically,
+    write_evaluation,
+    write_json,
+)
+from sentiment.calibration import calibration_summary, fit_temperature, fold_temperature
+from sentiment.cohorts import cohort_table, marker_flags
+from sentiment.data import Labelled, config_splits
+from sentiment.errors import SentimentError
+from sentiment.evaluation import compute_metrics
+from sentiment.explain import Explainer
+from sentiment.fairness import fairness_report
+from sentiment.mislead import misleading_words
+from sentiment.modeling import load_for_update, save_model
+from sentiment.predict import Predictor
+from sentiment.runtime import DTYPES
+from sentiment.sources import review_key
+
+log = logging.getLogger(__name__)
+
+PREDICTION_COLUMNS = ("row", "key", "labels", "prob_positive", "predicted", "n_tokens", "truncated")
+
+
+def predict_set(predictor: Predictor, frame: pd.DataFrame, progress: bool = False) -> pd.DataFrame:
+    """Per row of a checked frame (text, labels, row, metadata): its key (a hash, not the text), label,
+    P(positive), prediction, length in word pieces and whether truncation cut it, the negation/contrast marker
+    flags of its text, and the metadata columns."""
+    texts = frame["text"].tolist()
+    input_ids, lengths = predictor.encoder.encode_with_lengths(texts)
+    probs = predictor.predict_encoded(input_ids, progress=progress)[:, 1]
+    predictions = pd.DataFrame({
+        "row": frame["row"].to_numpy(np.int64), "key": [review_key(t) for t in texts],
+        "labels": frame["labels"].to_numpy(np.int8), "prob_positive": probs.astype(np.float32),
+        "predicted": (probs >= 0.5).astype(np.int8), "n_tokens": lengths.astype(np.int32),
+        "truncated": lengths > predictor.encoder.max_length})
+    metadata = frame.drop(columns=["text", "labels", "row"]).reset_index(drop=True)
+    return pd.concat([predictions, marker_flags(texts), metadata], axis=1)
+
+
+def evaluate_into(folder: Path, name: str, predictor: Predictor, data: Labelled, data_argument: str,
+                  split: str | None, progress: bool = False, text_column: str | None = None,
+                  explain_mistakes: int = 0) -> dict:
+    """Predict `data` with `predictor`, compute the metrics and the error cohorts, explain up to
+    `explain_mistakes` of the most confident mistakes (the words that mislead), and write evaluations/<name>/
+    into `folder` (a folder being built); returns the metrics."""
+    started = time.monotonic()
+    predictions = predict_set(predictor, data.frame, progress=progress)
+    metrics = compute_metrics(predictions["labels"].to_numpy(), predictions["prob_positive"].to_numpy())
+    local = Path(data_argument).expanduser()
+    encoder = predictor.encoder
+    info = {"name": name, "data": data.source, "data_argument": data_argument,
+            "data_path": str(local.resolve()) if local.exists() else None, "split": split, "text_column": text_column,
+            "sha256": data.sha256,
+            "n": metrics["n"], "model": predictor.describe(),
+            "truncation": {"max_length": encoder.max_length, "truncation": encoder.truncation,
+                           "head_ratio": encoder.head_ratio},
+            "wall_seconds": round(time.monotonic() - started, 2),
+            "created": datetime.now(UTC).isoformat(timespec="seconds")}
+    cohorts = cohort_table(predictions)
+    words = misleading_words(Explainer(predictor), data.frame["text"].tolist(), predictions, explain_mistakes,
+                             progress=progress) if explain_mistakes else None
+    info["wall_seconds"] = round(time.monotonic() - started, 2)
+    write_evaluation(folder, name, info, metrics, predictions,
+                     cohorts.astype(object).where(cohorts.notna(), None).to_dict("records"),  # NaN is not JSON
+                     words)
+    log.info("evaluation %r on %s: accuracy %.4f [%.4f, %.4f], ROC-AUC %.4f, ECE %.4f, n %d", name, data.source,
+             metrics["accuracy"], *metrics["accuracy_ci"], metrics["roc_auc"], metrics["ece"], metrics["n"])
+    return metrics
+
+
+def calibrate_into(folder: Path, validation: pd.DataFrame, save_dtype: str, precision: str = "auto",
+                   progress: bool = False) -> dict:
+    """Temperature scaling on the validation split, through the saved folder as it will be served: fit T on its
+    validation logits, fold T into the classifier's weights and bias, and save them again, so that the app and a
+    plain transformers pipeline read calibrated probabilities. Writes calibration.json (before/after)."""
+    predictor = Predictor.from_artifacts(folder, precision=precision, verify=False)
+    logits = predictor.logits_encoded(predictor.encoder.encode(validation["text"].tolist()), progress=progress)
+    labels = validation["labels"].to_numpy()
+    temperature = fit_temperature(logits, labels)
+    summary = {**calibration_summary(logits, labels, temperature), "fitted_on": "validation",
+               "precision": predictor.precision}
+    model = load_for_update(folder)
+    fold_temperature(model, temperature)
+    save_model(model, predictor.encoder.tokenizer, folder, DTYPES[save_dtype])
+    write_json(folder / CALIBRATION, summary)
+    log.info("temperature %.3f folded into the classifier: validation ECE %.4f -> %.4f, log loss %.4f -> %.4f",
+             temperature, summary["before"]["ece"], summary["after"]["ece"], summary["before"]["log_loss"],
+             summary["after"]["log_loss"])
+    return summary
+
+
+def store_evaluation(artifacts: str | Path, name: str, data: Labelled, data_argument: str, split: str | None,
+                     device: str = "auto", precision: str = "auto", tokens_per_batch: int = 16384,
+                     progress: bool = False, text_column: str | None = None, explain_mistakes: int = 0) -> dict:
+    """evaluate.py: evaluate a complete folder (manifest checked) and add the set to it atomically; the same name
+    again replaces it, and a failed run leaves the folder as it was."""
+    predictor = Predictor.from_artifacts(artifacts, device=device, precision=precision)
+    predictor.tokens_per_batch = tokens_per_batch
+    result: dict = {}
+
+    def write(copy: Path) -> None:
+        result.update(evaluate_into(copy, name, predictor, data, data_argument, split, progress=progress,
+                                    text_column=text_column, explain_mistakes=explain_mistakes))
+
+    update_atomically(artifacts, write)
+    return result
+
+
+def fairness_into(folder: Path, predictor: Predictor, texts: list[str], max_reviews: int, seed: int) -> dict:
+    """The identity-term fairness report (template suite and a probe of `texts`) written to folder/fairness.json."""
+    log.info("fairness probe: template suite and up to %d reviews per category", max_reviews)
+    report = fairness_report(lambda batch: predictor.predict_proba(batch)[:, 1], texts,
+                             [review_key(t) for t in texts], max_reviews, seed=seed)
+    write_json(folder / FAIRNESS, report)
+    return report
+
+
+def store_fairness(artifacts: str | Path, data: str | None = None, max_reviews: int = 300, seed: int = 42,
+                   device: str = "auto", precision: str = "auto") -> dict:
+    """evaluate.py --fairness: the report on the test reviews the folder's own training run used (its stored
+    config says which, and how it split them), or on the test split of `data` where given."""
+    folder = Path(artifacts)
+    if not (folder / TRAINING_CONFIG).is_file():
+        raise SentimentError(f"{folder}: no {TRAINING_CONFIG}, so the data it was tested on is unknown; pass --data")
+    stored = read_json(folder / TRAINING_CONFIG)["config"]
+    if data is not None:
+        stored = {**stored, "data": data, "test_data": None}
+    texts = config_splits(stored).test["text"].tolist()
+    predictor = Predictor.from_artifacts(folder, device=device, precision=precision)
+    result: dict = {}
+    update_atomically(folder, lambda copy: result.update(fairness_into(copy, predictor, texts, max_reviews, seed)))
+    return result

@@ -1,0 +1,104 @@
+"""Score a whole file of reviews: read an upload (CSV, JSONL, Parquet, or plain text with one review a line)
+within limits, predict every row, warn about rows the model may misread, and evaluate it where it has labels."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sentiment.config import ID2LABEL
+from sentiment.data import LABEL_COLUMNS, TEXT_COLUMNS, find_column, map_labels, require_both_classes
+from sentiment.errors import SentimentError
+from sentiment.evaluation import compute_metrics
+from sentiment.input_checks import LanguageGuesser, row_warnings
+from sentiment.predict import MAX_TEXT_CHARS, Predictor
+from sentiment.sources import read_table
+
+log = logging.getLogger(__name__)
+
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+MAX_ROWS = 2000  # about two minutes on two CPU cores in fp32; a bigger file belongs to evaluate.py
+SUFFIXES = (".csv", ".jsonl", ".json", ".parquet", ".txt")
+PREDICTION_COLUMNS = ["row", "label", "prob_positive", "confidence", "warnings"]
+
+
+@dataclass
+class Upload:
+    """A checked upload: `text` and `row` columns, `labels` where the file has a label column."""
+
+    frame: pd.DataFrame
+    text_column: str
+    label_column: str | None
+    columns: list[str]
+
+
+def _read(path: Path) -> pd.DataFrame:
+    if path.suffix.lower() != ".txt":
+        return read_table(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as err:
+        raise SentimentError(f"{path.name}: not valid UTF-8 (byte {err.start}); save it as UTF-8 and try "
+                             f"again") from err
+    return pd.DataFrame({"text": [line for line in lines if line.strip()]})
+
+
+def read_upload(path: str | Path, text_column: str | None = None) -> Upload:
+    """An uploaded file as rows to score, with a clear error for anything the page cannot take."""
+    path = Path(path)
+    if path.suffix.lower() not in SUFFIXES:
+        raise SentimentError(f"{path.name}: a {path.suffix or 'suffix-less'} file cannot be scored; upload .csv, "
+                             f".jsonl, .parquet or .txt (one review a line)")
+    size = path.stat().st_size
+    if size == 0:
+        raise SentimentError(f"{path.name} is empty; upload a file with at least one review")
+    if size > MAX_UPLOAD_BYTES:
+        raise SentimentError(f"{path.name} has {size / 2**20:.1f} MB; the limit here is "
+                             f"{MAX_UPLOAD_BYTES // 2**20} MB. Split it, or run evaluate.py on it")
+    frame = _read(path).reset_index(drop=True)
+    if frame.empty:
+        raise SentimentError(f"{path.name} holds no rows; upload a file with at least one review")
+    if len(frame) > MAX_ROWS:
+        raise SentimentError(f"{path.name} has {len(frame):,} rows; the limit here is {MAX_ROWS:,}. Split it, or run "
+                             f"evaluate.py on it")
+    text_column = find_column(frame, text_column or None, TEXT_COLUMNS, "text", path.name)
+    texts = frame[text_column]
+    bad = texts.isna() | texts.astype(str).str.replace("\x00", "").str.strip().eq("")
+    if bad.all():
+        raise SentimentError(f"{path.name}: every row of column {text_column!r} is empty")
+    label_column = next((c for c in frame.columns if str(c).lower() in LABEL_COLUMNS), None)
+    checked = pd.DataFrame({"row": np.arange(len(frame)), "text": texts.fillna("").astype(str)})
+    if label_column is not None:
+        checked["labels"] = map_labels(frame[label_column], path.name, str(label_column))
+    return Upload(checked, str(text_column), None if label_column is None else str(label_column),
+                  [str(c) for c in frame.columns])
+
+
+def score(predictor: Predictor, upload: Upload, progress: bool = False,
+          language: LanguageGuesser | None = None) -> tuple[pd.DataFrame, dict | None]:
+    """Predictions per row (no text) and, where the file has labels of both classes, the metrics."""
+    frame = upload.frame
+    texts = frame["text"].tolist()
+    scorable = [i for i, t in enumerate(texts) if t.strip() and len(t) <= MAX_TEXT_CHARS]
+    encoder = predictor.encoder
+    ids, lengths = encoder.encode_with_lengths([texts[i] for i in scorable])
+    probs = np.full(len(texts), np.nan)
+    probs[scorable] = predictor.predict_encoded(ids, progress=progress)[:, 1]
+    n_tokens = np.zeros(len(texts), dtype=np.int64)
+    n_tokens[scorable] = lengths
+    predictions = pd.DataFrame({
+        "row": frame["row"], "label": [ID2LABEL[int(p >= 0.5)] if np.isfinite(p) else "" for p in probs],
+        "prob_positive": np.round(probs, 4), "confidence": np.round(np.maximum(probs, 1 - probs), 4),
+        "warnings": ["; ".join(row_warnings(t, int(n), encoder, language)) for t, n in zip(texts, n_tokens,
+                                                                                         strict=True)]})
+    metrics = None
+    if "labels" in frame:
+        labelled = np.isfinite(probs)
+        require_both_classes(frame[labelled], upload.label_column or "labels")
+        metrics = compute_metrics(frame["labels"].to_numpy()[labelled], probs[labelled])
+    log.info("scored an upload of %d rows (%d with warnings)", len(frame), int((predictions["warnings"] != "").sum()))
+    return predictions[PREDICTION_COLUMNS], metrics
