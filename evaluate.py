@@ -4,6 +4,7 @@
     python evaluate.py --artifacts artifacts --data reviews.csv --text-column body --label-column stars_ok --name ours
     python evaluate.py --artifacts artifacts --data ../shared/data/imdb --split test --name imdb-test
     python evaluate.py --artifacts artifacts --fairness        # on the test reviews its training run used
+    python evaluate.py --artifacts artifacts --behaviour       # the behavioural test suite (CheckList-style)
 
 An evaluation set lands in ARTIFACTS/evaluations/NAME/ (metrics, predictions keyed by row, no text), added to the
 folder's manifest; the app shows every set it finds there. The folder is replaced atomically: a failed run leaves
@@ -27,6 +28,8 @@ def evaluate(config: EvaluateConfig) -> dict:
 
     runtime.set_threads(config.num_threads)
     verify_manifest(config.artifacts)  # before reading any data: a broken folder is the first thing to know
+    if config.behaviour:
+        return assess.store_behaviour(config.artifacts, config.seed, device=config.device, precision=config.precision)
     if config.fairness:
         return assess.store_fairness(config.artifacts, config.data, config.fairness_max_reviews, config.seed,
                                      device=config.device, precision=config.precision)
@@ -53,7 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     except SentimentError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    if config.fairness:
+    if config.behaviour:
+        worst = max(result["tests"], key=lambda t: t["failure_rate"])
+        print(f"behavioural report written to {config.artifacts}: mean failure rate {result['mean_failure_rate']:.3f}"
+              f" over {len(result['tests'])} tests; worst: {worst['name']} ({worst['failure_rate']:.3f})")
+    elif config.fairness:
         flagged = [name for name, c in result["suite"]["categories"].items() if c["largest_gap"]["flagged"]]
         print(f"fairness report written to {config.artifacts}; flagged categories: {', '.join(flagged) or 'none'}")
     else:

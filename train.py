@@ -55,6 +55,8 @@ def train(config: TrainConfig) -> Path | None:
         if config.fairness:
             assess.fairness_into(folder, predictor, test.frame["text"].tolist(), config.fairness_max_reviews,
                                  config.seed)
+        if config.behaviour:
+            assess.behaviour_into(folder, predictor, config.seed)
     return Path(config.output_dir)
 
 

@@ -23,6 +23,7 @@ MANIFEST = "manifest.json"
 TRAINING_CONFIG = "training_config.json"
 HISTORY = "history.json"
 FAIRNESS = "fairness.json"
+BEHAVIOUR = "behaviour.json"
 CALIBRATION = "calibration.json"
 # One folder per evaluation set: evaluations/<name>/{evaluation.json, metrics.json, predictions.parquet}.
 EVALUATIONS = "evaluations"
@@ -179,13 +180,13 @@ def load_evaluation_set(folder: str | Path, name: str) -> dict[str, Any]:
 
 
 def load_report(folder: str | Path) -> dict[str, Any]:
-    """Everything a folder says about its model: training config and history, calibration, fairness report and
-    every evaluation set (name -> info, metrics, predictions)."""
+    """Everything a folder says about its model: training config and history, calibration, fairness and
+    behavioural reports, and every evaluation set (name -> info, metrics, predictions, cohorts, words)."""
     folder = Path(folder)
 
     def optional(name: str) -> Any:
         return read_json(folder / name) if (folder / name).is_file() else None
 
     return {"training_config": optional(TRAINING_CONFIG), "history": optional(HISTORY),
-            "calibration": optional(CALIBRATION), "fairness": optional(FAIRNESS),
+            "calibration": optional(CALIBRATION), "fairness": optional(FAIRNESS), "behaviour": optional(BEHAVIOUR),
             "evaluations": {name: load_evaluation_set(folder, name) for name in evaluation_names(folder)}}

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from sentiment.artifacts import (
+    BEHAVIOUR,
     CALIBRATION,
     FAIRNESS,
     TRAINING_CONFIG,
@@ -20,6 +21,7 @@ from sentiment.artifacts import (
     write_evaluation,
     write_json,
 )
+from sentiment.behaviour_report import behaviour_report
 from sentiment.calibration import calibration_summary, fit_temperature, fold_temperature
 from sentiment.cohorts import cohort_table, marker_flags
 from sentiment.data import Labelled, config_splits
@@ -146,4 +148,19 @@ def store_fairness(artifacts: str | Path, data: str | None = None, max_reviews: 
     predictor = Predictor.from_artifacts(folder, device=device, precision=precision)
     result: dict = {}
     update_atomically(folder, lambda copy: result.update(fairness_into(copy, predictor, texts, max_reviews, seed)))
+    return result
+
+
+def behaviour_into(folder: Path, predictor: Predictor, seed: int = 0) -> dict:
+    """The behavioural suite's report written to folder/behaviour.json."""
+    report = behaviour_report(lambda texts: predictor.predict_proba(texts)[:, 1], seed=seed)
+    write_json(folder / BEHAVIOUR, report)
+    return report
+
+
+def store_behaviour(artifacts: str | Path, seed: int = 0, device: str = "auto", precision: str = "auto") -> dict:
+    """evaluate.py --behaviour: the behavioural report of a complete folder, added atomically."""
+    predictor = Predictor.from_artifacts(artifacts, device=device, precision=precision)
+    result: dict = {}
+    update_atomically(artifacts, lambda copy: result.update(behaviour_into(copy, predictor, seed)))
     return result

@@ -97,6 +97,7 @@ class TrainConfig:
     explain_mistakes: int = _opt(200, EXPLAIN_MISTAKES_HELP)
     fairness: bool = _opt(True, "after the test evaluation, run the identity-term fairness probe (fairness.json)")
     fairness_max_reviews: int = _opt(300, "test reviews probed per identity category")
+    behaviour: bool = _opt(True, "after the test evaluation, run the behavioural test suite (behaviour.json)")
     progress: bool = _opt(True, "show progress bars")
 
     def __post_init__(self) -> None:
@@ -166,6 +167,8 @@ class EvaluateConfig:
     fairness: bool = _opt(False, "run the identity-term fairness report (fairness.json) on the test data the "
                                  "folder's training run used, read from its stored config, instead of --name")
     fairness_max_reviews: int = _opt(300, "test reviews probed per identity category, with --fairness")
+    behaviour: bool = _opt(False, "run the behavioural test suite (behaviour.json: negation, contrast, temporal, "
+                                  "semantic roles, robustness, named entities, identity terms) instead of --name")
     device: str = _opt("auto", "auto, cpu or cuda")
     precision: str = _opt("auto", "auto, bf16, fp16 or fp32, as Predictor takes it")
     num_threads: int | None = _opt(None, "CPU threads (default: all visible cores)")
@@ -174,10 +177,10 @@ class EvaluateConfig:
     progress: bool = _opt(True, "show progress bars")
 
     def __post_init__(self) -> None:
-        if self.fairness == (self.name is not None):
-            raise SentimentError("give --name NAME for an evaluation set, or --fairness for the fairness report "
-                                 "(one of the two)")
-        if not self.fairness and self.data is None:
+        if int(self.fairness) + int(self.behaviour) + int(self.name is not None) != 1:
+            raise SentimentError("give one of --name NAME (an evaluation set on --data), --fairness (the fairness "
+                                 "report) or --behaviour (the behavioural test suite)")
+        if self.name is not None and self.data is None:
             raise SentimentError("--data is missing: give the labelled data to evaluate on")
         if self.name is not None and not EVALUATION_NAME.match(self.name):
             raise SentimentError(f"--name {self.name!r}: use letters, digits, '.', '-' and '_' only (at most 64 "

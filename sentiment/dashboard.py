@@ -14,8 +14,8 @@ TEMPLATE = "plotly_white"
 TRAIN_COLOR, VALIDATION_COLOR = "#1f77b4", "#ff7f0e"
 
 
-def _layout(fig: go.Figure, title: str, **kwargs: Any) -> go.Figure:
-    fig.update_layout(template=TEMPLATE, title=title, height=HEIGHT, margin={"l": 60, "r": 20, "t": 60, "b": 50},
+def _layout(fig: go.Figure, title: str, height: int = HEIGHT, **kwargs: Any) -> go.Figure:
+    fig.update_layout(template=TEMPLATE, title=title, height=height, margin={"l": 60, "r": 20, "t": 60, "b": 50},
                       legend={"orientation": "h", "yanchor": "top", "y": -0.2, "x": 0}, **kwargs)
     return fig
 
@@ -151,3 +151,24 @@ def comparison_figure(table: pd.DataFrame) -> go.Figure:
     fig.update_yaxes(title="accuracy", range=[floor, 1.0], secondary_y=False)
     fig.update_yaxes(title="expected calibration error", rangemode="tozero", secondary_y=True)
     return _layout(fig, "Evaluation sets compared")
+
+
+def behaviour_figure(report: dict) -> go.Figure:
+    """Failure rate of every behavioural test with its 95 % interval, grouped and coloured by capability."""
+    tests = pd.DataFrame(report["tests"])
+    fig = go.Figure()
+    palette = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
+    for i, (capability, rows) in enumerate(tests.groupby("capability", sort=False)):
+        low, high = rows["ci"].str[0], rows["ci"].str[1]
+        fig.add_trace(go.Bar(
+            y=[f"{k} · {n}" for k, n in zip(rows["kind"], rows["name"], strict=True)], x=rows["failure_rate"],
+            orientation="h", name=f"{capability} (mean {report['capabilities'][capability]:.2f})",
+            marker_color=palette[i % len(palette)],
+            error_x={"type": "data", "symmetric": False, "array": high - rows["failure_rate"],
+                     "arrayminus": rows["failure_rate"] - low},
+            customdata=np.column_stack([rows["failures"], rows["n"]]),
+            hovertemplate="%{y}<br>%{customdata[0]} of %{customdata[1]} cases fail: %{x:.3f}<extra></extra>"))
+    fig.update_xaxes(title="failure rate (95% Wilson CI)", range=[0, 1.02])
+    fig.update_yaxes(autorange="reversed", type="category")
+    return _layout(fig, f"Behavioural tests: mean failure rate {report['mean_failure_rate']:.3f}",
+                   height=max(HEIGHT, 20 * len(tests) + 160))

@@ -211,3 +211,20 @@ def misleading_words_table(report: dict | None) -> pd.DataFrame:
     if report is None:
         return pd.DataFrame(columns=columns)
     return pd.DataFrame(report["words"], columns=columns).round({"mean attribution": 4, "total attribution": 4})
+
+
+def behaviour_table(report: dict) -> pd.DataFrame:
+    """One row per behavioural test: capability, type, n, failure rate with its interval and an example failure."""
+    rows = []
+    for test in report["tests"]:
+        example = test["example"] or {}
+        shown = example.get("text", "")
+        if "changed" in example:
+            shown = (f"{shown} ({example['p_positive']:.2f}) → {example['changed']} "
+                     f"({example['changed_p_positive']:.2f})")
+        elif example:
+            shown = f"{shown} ({example['p_positive']:.2f})"
+        rows.append([test["capability"], test["kind"], test["name"], test["n"], round(test["failure_rate"], 3),
+                     f"{test['ci'][0]:.3f}-{test['ci'][1]:.3f}", shown])
+    return pd.DataFrame(rows, columns=["capability", "type", "test", "n", "failure rate", "95% CI",
+                                       "example failure (P(positive))"])

@@ -80,6 +80,15 @@ def _evaluation_tab(handlers: Handlers) -> None:
                       concurrency_limit=2, concurrency_id="table", api_name="evaluation")
     else:
         _no_sets()
+    behaviour = report.get("behaviour")
+    if behaviour is not None:
+        gr.Markdown("### Behavioural tests\nShort sentences generated from this project's templates, after "
+                    "CheckList: MFT (an expected label), INV (a change that must not change the label; identity "
+                    "terms: P(positive) within 0.1) and DIR (a change that must not move P(positive) the wrong "
+                    f"way by more than 0.05). {behaviour['neutral_rule']}")
+        gr.Plot(dashboard.behaviour_figure(behaviour), label="Failure rate by test")
+        gr.Dataframe(tables.behaviour_table(behaviour), label="Behavioural tests", interactive=False, wrap=True,
+                     max_height=420)
     gr.Markdown(tables.model_card_markdown(report))
     with gr.Row():
         if report["history"] is not None:
