@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from sentiment.evaluation import wilson_interval
 
@@ -22,6 +23,12 @@ MARKERS = {
     # Scare quotes: a short quoted phrase ("acting", 'masterpiece') is a common sarcasm cue in reviews.
     "scare quotes": re.compile(r"[\"“'‘]\s?[A-Za-z][\w\s-]{0,25}?[\"”'’](?!\w)"),
 }
+# Function words add up large totals only because they are everywhere; scikit-learn's English stop words are left
+# out, except those that carry negation, contrast or degree, which do mislead (the "t" of "didn't" included).
+KEPT_STOP_WORDS = frozenset({"not", "no", "never", "nothing", "nor", "neither", "none", "nobody", "cannot", "t",
+                             "but", "however", "although", "though", "yet", "only", "too", "very", "least", "less",
+                             "enough", "well"})
+FUNCTION_WORDS = frozenset(ENGLISH_STOP_WORDS) - KEPT_STOP_WORDS
 LENGTH_EDGES = (0, 128, 256, 512, 1024, np.inf)  # word pieces, [CLS] and [SEP] included
 CONFIDENCE_EDGES = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
 SMALL = 30  # cohorts with fewer rows are marked: their interval is wide and their rank unreliable

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from sentiment.cohorts import FUNCTION_WORDS
 from sentiment.explain import Explainer
 
 log = logging.getLogger(__name__)
@@ -23,16 +24,16 @@ COLUMNS = ["word", "mistakes", "misled", "mean attribution", "total attribution"
 
 def aggregate(explained: Sequence[tuple[list[tuple[str, float]], int]], min_reviews: int = MIN_REVIEWS,
               top: int = TOP_WORDS) -> pd.DataFrame:
-    """Per word (lower-cased, punctuation left out), over explained mistakes given as (words with attributions
-    toward positive, predicted class): in how many mistakes it occurs, in how many it pushed toward the predicted
-    (wrong) class, its mean attribution toward that class per mistake, and the total; the words that misled most
-    first."""
+    """Per word (lower-cased; punctuation and function words left out), over explained mistakes given as (words
+    with attributions toward positive, predicted class): in how many mistakes it occurs, in how many it pushed
+    toward the predicted (wrong) class, its mean attribution toward that class per mistake, and the total; the words
+    that misled most first."""
     totals: dict[str, list[float]] = defaultdict(list)
     for words, predicted in explained:
         toward_wrong = 1.0 if predicted == 1 else -1.0
         per_review: dict[str, float] = defaultdict(float)
         for word, score in words:
-            if any(ch.isalnum() for ch in word):
+            if any(ch.isalnum() for ch in word) and word.lower() not in FUNCTION_WORDS:
                 per_review[word.lower()] += score * toward_wrong
         for word, score in per_review.items():
             totals[word].append(score)
@@ -65,4 +66,5 @@ def misleading_words(explainer: Explainer, texts: Sequence[str], predictions: pd
     log.info("words that mislead: %d mistakes explained, %d words kept", len(explained), len(words))
     return {"mistakes_explained": len(explained), "mistakes": int((predictions["predicted"] != predictions["labels"])
                                                                   .sum()),
-            "steps": explainer.n_steps, "min_reviews": MIN_REVIEWS, "words": words.to_dict("records")}
+            "steps": explainer.n_steps, "min_reviews": MIN_REVIEWS, "function_words_left_out": True,
+            "words": words.to_dict("records")}

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sentiment.cohorts import FUNCTION_WORDS
 from sentiment.config import ID2LABEL
 from sentiment.errors import SentimentError
 
@@ -210,7 +211,9 @@ def misleading_words_table(report: dict | None) -> pd.DataFrame:
     columns = ["word", "mistakes", "misled", "mean attribution", "total attribution"]
     if report is None:
         return pd.DataFrame(columns=columns)
-    return pd.DataFrame(report["words"], columns=columns).round({"mean attribution": 4, "total attribution": 4})
+    words = pd.DataFrame(report["words"], columns=columns)
+    words = words[~words["word"].isin(FUNCTION_WORDS)]  # reports written before function words were left out
+    return words.round({"mean attribution": 4, "total attribution": 4}).reset_index(drop=True)
 
 
 def behaviour_table(report: dict) -> pd.DataFrame:

@@ -7,6 +7,7 @@ import pytest
 
 from sentiment.cohort_plots import misleading_words_figure
 from sentiment.mislead import aggregate, confident_mistakes
+from sentiment.tables import misleading_words_table
 
 
 def test_aggregate_counts_words_that_push_toward_the_wrong_class():
@@ -43,3 +44,18 @@ def test_the_figure_shows_the_top_words_or_says_none_are_stored():
     figure = misleading_words_figure(report)
     assert list(figure.data[0].y) == ["plot", "great"] and "2 most confident of 5" in figure.layout.title.text
     assert "no explained mistakes" in misleading_words_figure(None).layout.annotations[0].text
+
+
+def test_function_words_are_left_out_but_negation_and_contrast_are_kept():
+    explained = [([("the", 0.5), ("not", 0.4), ("but", 0.2), ("and", 0.3)], 1),
+                 ([("The", 0.6), ("not", 0.1), ("but", 0.3), ("and", 0.2)], 1)]
+    assert set(aggregate(explained, min_reviews=2)["word"]) == {"not", "but"}
+
+
+def test_reports_stored_with_function_words_show_without_them():
+    # Reports written before function words were left out still hold "the": the chart and the table drop it.
+    report = {"mistakes_explained": 2, "mistakes": 5, "words": [
+        {"word": "the", "mistakes": 2, "misled": 2, "mean attribution": 0.5, "total attribution": 1.0},
+        {"word": "not", "mistakes": 2, "misled": 2, "mean attribution": 0.2, "total attribution": 0.4}]}
+    assert list(misleading_words_figure(report).data[0].y) == ["not"]
+    assert misleading_words_table(report)["word"].tolist() == ["not"]
