@@ -106,7 +106,7 @@ def _errors_tab(handlers: Handlers) -> None:
                 "markers, confidence, true label, movie) with its error rate, 95% Wilson interval and lift over the "
                 "whole set; pale bars have fewer than 30 reviews. Pick a cohort to list its mistakes, most confident "
                 "first, and select a row to see which words drove the prediction.")
-    choice = gr.Dropdown(names, value=names[0], label="Evaluation set", interactive=True)
+    choice = gr.Dropdown(names, value=names[0], label="Evaluation set", interactive=True, elem_id="error-set")
     first = handlers.cohort_view(names[0])
     with gr.Row():
         by_first = gr.Plot(first[1], label="Error rate by cohort")
@@ -120,7 +120,8 @@ def _errors_tab(handlers: Handlers) -> None:
                                    "mistakes, toward the wrong class", interactive=False, max_height=380)
     note = gr.Markdown(handlers.errors_note(names[0]))
     with gr.Row():
-        cohort = gr.Dropdown(first[4]["choices"], value=first[4]["value"], label="Cohort", interactive=True)
+        cohort = gr.Dropdown(first[4]["choices"], value=first[4]["value"], label="Cohort", interactive=True,
+                             elem_id="cohort")
         min_confidence = gr.Slider(0.5, 1.0, value=0.5, step=0.01, label="Minimum confidence of the mistake")
         true_label = gr.Radio(list(tables.TRUE_LABEL_CHOICES), value="all", label="True label")
         # Explicit bounds: an empty gr.Number shows 0, which would read as "at most 0 tokens".
@@ -129,7 +130,7 @@ def _errors_tab(handlers: Handlers) -> None:
         max_tokens = gr.Number(value=longest, label="Maximum length (tokens)", precision=0, minimum=0)
     filters = [choice, min_confidence, true_label, min_tokens, max_tokens, cohort]
     table = gr.Dataframe(handlers.errors(names[0], 0.5, "all", 0, longest), label="Misclassified reviews",
-                         interactive=False, max_height=420, show_search="search")
+                         interactive=False, max_height=420, show_search="search", elem_id="misclassified")
     for control in filters[1:]:
         control.change(handlers.errors, filters, table, concurrency_limit=2, concurrency_id="table")
     # A new set resets the cohort filter, whose change then refreshes the table.

@@ -141,3 +141,38 @@ def test_review_html_is_shown_as_text_and_never_run(page):
         assert field.locator("img, script").count() == 0
         assert "<img" in field.evaluate("e => e.textContent.replace(/\\s+/g, '')")
         assert page.locator('img[src="x"]').count() == 0
+
+
+def test_error_explorer_charts_cohorts_and_filters_the_mistakes(page, two_set_artifacts):
+    """The cohort charts carry error bars, picking a cohort lists exactly its mistakes, and another evaluation set
+    redraws it all; the expected counts come from the stored predictions and cohorts."""
+    import json
+
+    import pandas as pd
+
+    expect = pytest.importorskip("playwright.sync_api").expect
+    evaluations = two_set_artifacts / "evaluations"
+
+    def mistakes(name: str) -> int:
+        predictions = pd.read_parquet(evaluations / name / "predictions.parquet")
+        return int((predictions["predicted"] != predictions["labels"]).sum())
+
+    # A cohort holding some of the test set's mistakes but not all, so that picking it visibly filters the table.
+    cohorts = json.loads((evaluations / "test" / "cohorts.json").read_text())
+    total = mistakes("test")
+    picked = next(c for c in cohorts if 0 < c["errors"] < total)
+    # The first cell of each listed mistake: its key (16 hex digits).
+    keys = page.locator('#misclassified [role="gridcell"][data-col="0"]').filter(has_text=re.compile(r"[0-9a-f]{16}"))
+    with screenshot_on_failure(page, "error-explorer"):
+        page.get_by_role("tab", name="Error explorer").click()
+        page.wait_for_function("() => [...document.querySelectorAll('.js-plotly-plot')]"
+                               ".filter(e => e.offsetParent !== null).length >= 4")
+        assert page.locator(".js-plotly-plot:visible .errorbar").count() >= 2  # intervals drawn on the bars
+        expect(keys).to_have_count(total)
+        page.locator("#cohort input").click()
+        page.get_by_role("option", name=f"{picked['feature']}: {picked['cohort']}", exact=True).click()
+        expect(keys).to_have_count(picked["errors"])
+        page.locator("#error-set input").click()
+        page.get_by_role("option", name="ours", exact=True).click()
+        expect(page.locator("#cohort input")).to_have_value("all reviews")  # a new set resets the cohort
+        expect(keys).to_have_count(mistakes("ours"))
