@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from sentiment.config import ID2LABEL
-from sentiment.data import LABEL_COLUMNS, TEXT_COLUMNS, find_column, map_labels, require_both_classes
+from sentiment.data import LABEL_COLUMNS, TEXT_COLUMNS, candidate_columns, find_column, map_labels, require_both_classes
 from sentiment.errors import SentimentError
 from sentiment.evaluation import compute_metrics
 from sentiment.input_checks import LanguageGuesser, row_warnings
@@ -65,12 +65,14 @@ def read_upload(path: str | Path, text_column: str | None = None) -> Upload:
     if len(frame) > MAX_ROWS:
         raise SentimentError(f"{path.name} has {len(frame):,} rows; the limit here is {MAX_ROWS:,}. Split it, or run "
                              f"evaluate.py on it")
-    text_column = find_column(frame, text_column or None, TEXT_COLUMNS, "text", path.name)
+    text_column = find_column(frame, text_column or None, TEXT_COLUMNS, "text", path.name,
+                              how="the 'Text column' box")
     texts = frame[text_column]
     bad = texts.isna() | texts.astype(str).str.replace("\x00", "").str.strip().eq("")
     if bad.all():
         raise SentimentError(f"{path.name}: every row of column {text_column!r} is empty")
-    label_column = next((c for c in frame.columns if str(c).lower() in LABEL_COLUMNS), None)
+    labels = candidate_columns(frame, LABEL_COLUMNS, "label")
+    label_column = labels[0] if len(labels) == 1 else None  # several candidates: no evaluation, predictions only
     checked = pd.DataFrame({"row": np.arange(len(frame)), "text": texts.fillna("").astype(str)})
     if label_column is not None:
         checked["labels"] = map_labels(frame[label_column], path.name, str(label_column))

@@ -4,6 +4,7 @@ split train/validation/test (validation grouped by movie where the data says whi
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,20 +83,40 @@ def map_labels(values: pd.Series, source: str, column: str, label_map: dict[str,
     return mapped.astype(np.int64).to_numpy()
 
 
-def find_column(frame: pd.DataFrame, given: str | None, candidates: tuple[str, ...], what: str, source: str) -> str:
-    """The named column, or the one column among `candidates` (any case) when exactly one is present."""
+def _name_words(name: object) -> set[str]:
+    """The words of a column name, lower-cased: "Review Text", "review_text" and "reviewText" give {review, text}."""
+    return set(re.findall(r"[a-z0-9]+", re.sub(r"([a-z])([A-Z])", r"\1 \2", str(name)).lower()))
+
+
+def candidate_columns(frame: pd.DataFrame, candidates: tuple[str, ...], what: str) -> list:
+    """The columns named one of `candidates` (any case); failing that, those with one of them as a word of their
+    name ("Review Text", "sentiment_label"), for text only columns that hold strings (not "review_id")."""
+    exact = [c for c in frame.columns if str(c).lower() in candidates]
+    if exact:
+        return exact
+    found = [c for c in frame.columns if _name_words(c) & set(candidates)]
+    if what == "text":
+        found = [c for c in found if pd.api.types.is_string_dtype(frame[c]) or frame[c].dtype == object]
+    return found
+
+
+def find_column(frame: pd.DataFrame, given: str | None, candidates: tuple[str, ...], what: str, source: str,
+                how: str | None = None) -> str:
+    """The named column, or the one column among `candidates` when exactly one is present (`candidate_columns`);
+    `how` says in the error how to name it (default: the --text-column or --label-column flag)."""
     columns = ", ".join(map(str, frame.columns))
+    how = how or f"--{what}-column"
     if given is not None:
         if given not in frame.columns:
             raise SentimentError(f"{source}: no column {given!r} (columns: {columns}); name the {what} column with "
-                                 f"--{what}-column")
+                                 f"{how}")
         return given
-    found = [c for c in frame.columns if str(c).lower() in candidates]
+    found = candidate_columns(frame, candidates, what)
     if len(found) == 1:
         return found[0]
     why = f"several candidates ({', '.join(map(str, found))})" if found else f"none named {'/'.join(candidates)}"
     raise SentimentError(f"{source}: cannot tell which column holds the {what}: {why} among its columns ({columns}); "
-                         f"name it with --{what}-column")
+                         f"name it with {how}")
 
 
 def _metadata(frame: pd.DataFrame, skip: set[str]) -> pd.DataFrame:

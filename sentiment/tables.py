@@ -78,9 +78,9 @@ def results_markdown(evaluation_set: dict) -> str:
     lines += [f"| reviews | {numbers['n']:,} |", ""]
     sha = f", sha256 {_md(info['sha256'][:16])}…" if info.get("sha256") else ""
     model = info.get("model", {})
+    day = f" {info['created'][:10]}" if info.get("created") else ""  # an upload, evaluated just now, has none
     lines.append(f"Data: {_md(info['data'])}{sha}. Served by {_md(model.get('engine', 'torch'))} in "
-                 f"{_md(model.get('precision', '?'))}; evaluated {info.get('created', '')[:10]} in "
-                 f"{_duration(info.get('wall_seconds', 0))}.")
+                 f"{_md(model.get('precision', '?'))}; evaluated{day} in {_duration(info.get('wall_seconds', 0))}.")
     return "\n".join(lines) + "\n"
 
 

@@ -128,3 +128,10 @@ def test_the_app_serves_scoring_through_its_api(live_app, labelled, tmp_path):
     download, summary, *_ = Client(url, verbose=False).predict(handle_file(path), "", api_name="/score_file")
     assert len(pd.read_csv(download)) == 60 and "Scored 60 rows" in summary
     shutil.rmtree(Path(download).parent, ignore_errors=True)
+
+
+def test_columns_named_like_a_spreadsheet_export_are_found(handlers, labelled, tmp_path):
+    frame = labelled.rename(columns={"Review": "Review Text", "Sentiment": "Sentiment Label"})
+    download, summary, *_ = handlers.score_file(upload(frame, tmp_path / "export.csv"))
+    assert "from column `Review Text`" in summary and "Labels read from `Sentiment Label`" in summary
+    assert len(pd.read_csv(download)) == len(frame)
