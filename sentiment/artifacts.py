@@ -133,7 +133,7 @@ def save_atomically(output_dir: str | Path, write: Callable[[Path], None]) -> Pa
     """Let `write` fill a staging folder that then replaces `output_dir` (see `staged`)."""
     with staged(output_dir) as folder:
         write(folder)
-    return check_writable(output_dir)
+    return Path(output_dir).resolve()  # checked writable before staging; a second probe could fail after the swap
 
 
 def update_atomically(folder: str | Path, write: Callable[[Path], None]) -> Path:

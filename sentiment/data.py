@@ -22,8 +22,11 @@ log = logging.getLogger(__name__)
 KNOWN_LABELS = {"0": 0, "1": 1, "neg": 0, "pos": 1, "negative": 0, "positive": 1, "false": 0, "true": 1}
 TEXT_COLUMNS = ("text", "review", "sentence", "content")
 LABEL_COLUMNS = ("label", "labels", "sentiment", "polarity")
-# Metadata carried into keyed predictions for error cohorts: numbers, flags and short codes, never free text.
+# Metadata carried into keyed predictions for error cohorts: numbers, flags and short codes, never free text. A
+# code is short and either one word ("tt0069089", "US") or one of few values ("Home & Kitchen"): a column of short
+# distinct phrases (titles, one-line reviews) is text and stays out of the stored predictions.
 MAX_METADATA_CHARS = 40
+MAX_CATEGORIES = 50
 MOVIE_COLUMNS = ("movie", "movie_id")  # which movie a review is about: validation keeps each movie on one side
 
 
@@ -127,7 +130,8 @@ def _metadata(frame: pd.DataFrame, skip: set[str]) -> pd.DataFrame:
         values = frame[column]
         if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
             keep[str(column)] = values.to_numpy()
-        elif values.map(lambda v: isinstance(v, str) and len(v) <= MAX_METADATA_CHARS).all():
+        elif values.map(lambda v: isinstance(v, str) and len(v) <= MAX_METADATA_CHARS).all() and (
+                not values.str.contains(r"\s").any() or values.nunique() <= MAX_CATEGORIES):
             keep[str(column)] = values.astype(str).to_numpy()
     return pd.DataFrame(keep)
 

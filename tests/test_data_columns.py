@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from sentiment.data import LABEL_COLUMNS, TEXT_COLUMNS, find_column
+from sentiment.data import LABEL_COLUMNS, TEXT_COLUMNS, find_column, normalise
 from sentiment.errors import SentimentError
 
 
@@ -25,3 +25,13 @@ def test_two_columns_with_the_word_are_ambiguous_and_the_error_says_how_to_name_
     frame = pd.DataFrame({"review_title": ["a"], "review_text": ["b"]})
     with pytest.raises(SentimentError, match=r"several candidates \(review_title, review_text\).*the box"):
         find_column(frame, None, TEXT_COLUMNS, "text", "f.csv", how="the box")
+
+
+def test_short_codes_are_kept_as_metadata_but_short_phrases_are_text_and_are_not():
+    n = 60
+    frame = pd.DataFrame({"text": [f"review {i}" for i in range(n)], "label": [i % 2 for i in range(n)],
+                          "stars": [1 + i % 10 for i in range(n)], "movie": [f"tt{i:07d}" for i in range(n)],
+                          "category": ["Home & Kitchen", "Toys and Games"] * (n // 2),
+                          "title": [f"A fine short title number {i}" for i in range(n)]})
+    checked = normalise(frame, "f.csv")
+    assert {"stars", "movie", "category"} <= set(checked.columns) and "title" not in checked.columns
