@@ -5,6 +5,7 @@
     python evaluate.py --artifacts artifacts --data ../shared/data/imdb --split test --name imdb-test
     python evaluate.py --artifacts artifacts --fairness        # on the test reviews its training run used
     python evaluate.py --artifacts artifacts --behaviour       # the behavioural test suite (CheckList-style)
+    python evaluate.py --artifacts artifacts --int8            # the int8 ONNX Runtime engine, verified on test
 
 An evaluation set lands in ARTIFACTS/evaluations/NAME/ (metrics, predictions keyed by row, no text), added to the
 folder's manifest; the app shows every set it finds there. The folder is replaced atomically: a failed run leaves
@@ -28,6 +29,9 @@ def evaluate(config: EvaluateConfig) -> dict:
 
     runtime.set_threads(config.num_threads)
     verify_manifest(config.artifacts)  # before reading any data: a broken folder is the first thing to know
+    if config.int8:
+        return assess.store_engine(config.artifacts, device=config.device, precision=config.precision,
+                                   progress=config.progress)
     if config.behaviour:
         return assess.store_behaviour(config.artifacts, config.seed, device=config.device, precision=config.precision)
     if config.fairness:
@@ -56,7 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     except SentimentError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    if config.behaviour:
+    if config.int8:
+        print(f"int8 engine {'kept' if result['kept'] else 'not kept'} in {config.artifacts}: accuracy "
+              f"{result['accuracy']:.4f} on {result['n']:,} test reviews, torch {result['torch_accuracy']:.4f}")
+    elif config.behaviour:
         worst = max(result["tests"], key=lambda t: t["failure_rate"])
         print(f"behavioural report written to {config.artifacts}: mean failure rate {result['mean_failure_rate']:.3f}"
               f" over {len(result['tests'])} tests; worst: {worst['name']} ({worst['failure_rate']:.3f})")

@@ -44,20 +44,40 @@ def train(config: TrainConfig) -> Path | None:
         write_json(folder / HISTORY, {"epochs": state.history, "best_epoch": state.best_epoch})
         if config.calibrate:
             assess.calibrate_into(folder, run.splits.validation, config.save_dtype, config.precision,
-                                  progress=config.progress)
+                                  progress=config.progress, device=config.device)
         predictor = Predictor.from_artifacts(folder, device=config.device, precision=config.precision, verify=False)
         test_file = Path(config.test_data or config.data).expanduser()
         test = Labelled(run.splits.test, f"{run.splits.source} [test]",
                         sha256_file(test_file) if test_file.is_file() else None)
-        assess.evaluate_into(folder, TEST_EVALUATION, predictor, test, config.test_data or config.data, "test",
-                             progress=config.progress, text_column=config.text_column,
-                             explain_mistakes=config.explain_mistakes)
+        metrics = assess.evaluate_into(folder, TEST_EVALUATION, predictor, test, config.test_data or config.data,
+                                       "test", progress=config.progress, text_column=config.text_column,
+                                       explain_mistakes=config.explain_mistakes)
+        if config.int8:
+            int8_engine_into(folder, predictor, test.frame, metrics["accuracy"], config)
         if config.fairness:
             assess.fairness_into(folder, predictor, test.frame["text"].tolist(), config.fairness_max_reviews,
                                  config.seed)
         if config.behaviour:
             assess.behaviour_into(folder, predictor, config.seed)
     return Path(config.output_dir)
+
+
+def int8_engine_into(folder: Path, predictor, test, torch_accuracy: float, config: TrainConfig) -> None:
+    """The int8 engine of the trained model, where it can be built; a failure costs the engine, never the run."""
+    from sentiment import assess
+    from sentiment.engine import missing_packages
+
+    log = logging.getLogger(__name__)
+    if predictor.device.type != "cpu" or missing_packages():
+        log.warning("no int8 engine: %s", "it serves CPUs; build it there with evaluate.py --int8"
+                    if predictor.device.type != "cpu" else f"{', '.join(missing_packages())} not installed")
+        return
+    try:
+        assess.engine_into(folder, predictor, test, torch_accuracy, progress=config.progress)
+    except Exception as err:  # the model and its evaluation are worth more than the engine
+        log.warning("int8 engine not built (%s: %s); build it later with evaluate.py --int8", type(err).__name__, err)
+        for name in ("model.int8.onnx", "engine.json"):
+            (folder / name).unlink(missing_ok=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,7 @@
-"""Inference throughput: our Predictor (auto, and each precision it can choose) against transformers.pipeline as
-the folder loads it and in each configuration its docs offer on a CPU (dtype fp32 or bf16, batch 1 or 16), on the
-same IMDB test reviews, in one process.
+"""Inference throughput: our Predictor (auto, and each precision it can choose, the int8 ONNX Runtime engine among
+them where the folder has one) against transformers.pipeline as the folder loads it and in each configuration its
+docs offer on a CPU (dtype fp32 or bf16, batch 1 or 16), on the same IMDB test reviews, in one process; and our
+token budget per batch swept for the torch and int8 engines.
 
     python bench/inference_throughput.py [--artifacts artifacts] [--data ../shared/data/imdb] [--reviews 300]
 
@@ -23,6 +24,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sentiment import runtime  # noqa: E402
+from sentiment.engine import ENGINE_FILE  # noqa: E402
 from sentiment.predict import Predictor  # noqa: E402
 
 SHORT = "A warm, funny film with a wonderful cast; I would happily watch it again."
@@ -36,6 +38,14 @@ def latency(fn, repeats: int = 30) -> dict:
         fn()
         seconds.append(time.perf_counter() - start)
     return {"p50_s": statistics.median(seconds), "p95_s": float(np.percentile(seconds, 95))}
+
+
+def timed(predictor: Predictor, texts: list[str]) -> tuple[float, list[str]]:
+    """Seconds to predict `texts` after a warm-up (the first shapes pay kernel set-up), and the labels."""
+    predictor.predict(texts[:8])
+    start = time.perf_counter()
+    results = predictor.predict(texts)
+    return time.perf_counter() - start, [r["label"] for r in results]
 
 
 def main() -> None:
@@ -53,14 +63,19 @@ def main() -> None:
     result = {"machine": runtime.describe(torch.device("cpu"), runtime.resolve_precision("auto", torch.device("cpu"))),
               "reviews": len(texts), "ours": {}, "pipeline": {}}
     labels = {}
-    for precision in ("auto", "fp32", "bf16"):
+    int8 = (Path(args.artifacts) / ENGINE_FILE).is_file()
+    for precision in ("auto", "fp32", "bf16", *(["int8"] if int8 else [])):
         predictor = Predictor.from_artifacts(args.artifacts, precision=precision)
-        predictor.predict(texts[:8])  # warm-up: first shapes pay kernel set-up
-        start = time.perf_counter()
-        labels[precision] = [r["label"] for r in predictor.predict(texts)]
-        seconds = time.perf_counter() - start
-        result["ours"][precision] = {"resolved": predictor.precision, "reviews_per_s": len(texts) / seconds,
+        seconds, labels[precision] = timed(predictor, texts)
+        result["ours"][precision] = {"resolved": predictor.describe()["engine"] + " " + predictor.precision,
+                                     "reviews_per_s": len(texts) / seconds,
                                      "short_review": latency(lambda p=predictor: p.predict(SHORT))}
+    result["ours_tokens_per_batch"] = {}
+    for precision in ("fp32", "bf16", *(["int8"] if int8 else [])):
+        predictor = Predictor.from_artifacts(args.artifacts, precision=precision)
+        for budget in (512, 4096, 16384, 65536):  # 512: one review per batch; the default is 16384
+            predictor.tokens_per_batch = budget
+            result["ours_tokens_per_batch"][f"{precision}, {budget}"] = len(texts) / timed(predictor, texts)[0]
     configurations = [("as the folder loads it", None, 16), ("fp32, batch 1", torch.float32, 1),
                       ("fp32, batch 16", torch.float32, 16), ("bf16, batch 1", torch.bfloat16, 1),
                       ("bf16, batch 16", torch.bfloat16, 16)]

@@ -14,7 +14,11 @@ import pandas as pd
 from sentiment.artifacts import (
     BEHAVIOUR,
     CALIBRATION,
+    EVALUATION_INFO,
+    EVALUATIONS,
     FAIRNESS,
+    METRICS,
+    TEST_EVALUATION,
     TRAINING_CONFIG,
     read_json,
     update_atomically,
@@ -25,6 +29,7 @@ from sentiment.behaviour_report import behaviour_report
 from sentiment.calibration import calibration_summary, fit_temperature, fold_temperature
 from sentiment.cohorts import cohort_table, marker_flags
 from sentiment.data import Labelled, config_splits
+from sentiment.engine import build_engine
 from sentiment.errors import SentimentError
 from sentiment.evaluation import compute_metrics
 from sentiment.explain import Explainer
@@ -88,11 +93,11 @@ def evaluate_into(folder: Path, name: str, predictor: Predictor, data: Labelled,
 
 
 def calibrate_into(folder: Path, validation: pd.DataFrame, save_dtype: str, precision: str = "auto",
-                   progress: bool = False) -> dict:
+                   progress: bool = False, device: str = "auto") -> dict:
     """Temperature scaling on the validation split, through the saved folder as it will be served: fit T on its
     validation logits, fold T into the classifier's weights and bias, and save them again, so that the app and a
     plain transformers pipeline read calibrated probabilities. Writes calibration.json (before/after)."""
-    predictor = Predictor.from_artifacts(folder, precision=precision, verify=False)
+    predictor = Predictor.from_artifacts(folder, device=device, precision=precision, verify=False)
     logits = predictor.logits_encoded(predictor.encoder.encode(validation["text"].tolist()), progress=progress)
     labels = validation["labels"].to_numpy()
     temperature = fit_temperature(logits, labels)
@@ -163,4 +168,35 @@ def store_behaviour(artifacts: str | Path, seed: int = 0, device: str = "auto", 
     predictor = Predictor.from_artifacts(artifacts, device=device, precision=precision)
     result: dict = {}
     update_atomically(artifacts, lambda copy: result.update(behaviour_into(copy, predictor, seed)))
+    return result
+
+
+def engine_into(folder: Path, predictor: Predictor, test: pd.DataFrame, torch_accuracy: float,
+                progress: bool = False) -> dict:
+    """Build the int8 engine of the saved model in `folder` and verify it on `test` against `torch_accuracy`
+    (the torch model's accuracy on those same reviews); engine.json says whether it was kept."""
+    sequences = predictor.encoder.encode(test["text"].tolist())
+    return build_engine(folder, predictor.model, sequences, test["labels"].to_numpy(), torch_accuracy,
+                        predictor.encoder.pad_token_id, predictor.tokens_per_batch, progress=progress)
+
+
+def store_engine(artifacts: str | Path, device: str = "auto", precision: str = "auto", progress: bool = False) -> dict:
+    """evaluate.py --int8: build and verify the int8 engine of a complete folder on the test split its training run
+    used, against the torch model's accuracy there (its stored test evaluation if torch made it, else measured)."""
+    folder = Path(artifacts)
+    if not (folder / TRAINING_CONFIG).is_file():
+        raise SentimentError(f"{folder}: no {TRAINING_CONFIG}, so the test split to verify the engine on is unknown")
+    test = config_splits(read_json(folder / TRAINING_CONFIG)["config"]).test
+    predictor = Predictor.from_artifacts(folder, device=device, precision="fp32" if precision == "auto" else precision)
+    stored = folder / EVALUATIONS / TEST_EVALUATION
+    info = read_json(stored / EVALUATION_INFO) if (stored / EVALUATION_INFO).is_file() else {}
+    if info.get("model", {}).get("engine") == "torch" and info.get("n") == len(test):
+        torch_accuracy = read_json(stored / METRICS)["accuracy"]
+    else:
+        log.info("no torch evaluation of the test split stored; measuring the torch model's accuracy first")
+        probs = predictor.predict_proba(test["text"].tolist(), progress=progress)
+        torch_accuracy = float((probs.argmax(-1) == test["labels"].to_numpy()).mean())
+    result: dict = {}
+    update_atomically(folder, lambda copy: result.update(engine_into(copy, predictor, test, torch_accuracy,
+                                                                      progress=progress)))
     return result

@@ -92,12 +92,18 @@ class TrainConfig:
     save_dtype: str = _opt("fp16", "dtype of the saved weights: fp16, bf16 or fp32")
     counterfactual_augmentation: float = _run(0.0, "share of training reviews with identity terms that also train "
                                                    "as a copy with those terms swapped within their category")
+    targeted_augmentation: int = _run(0, "add about this many labelled sentences for weak behavioural capabilities "
+                                         "(negation, contrast, temporal, semantic roles, questions, identity "
+                                         "terms), half from training-review sentences, half from templates "
+                                         "kept apart from the behavioural suite's; 0: none")
     calibrate: bool = _opt(True, "fit a temperature on the validation split and fold it into the classifier's "
                                  "weights, so every consumer of the folder gets calibrated probabilities")
     explain_mistakes: int = _opt(200, EXPLAIN_MISTAKES_HELP)
     fairness: bool = _opt(True, "after the test evaluation, run the identity-term fairness probe (fairness.json)")
     fairness_max_reviews: int = _opt(300, "test reviews probed per identity category")
     behaviour: bool = _opt(True, "after the test evaluation, run the behavioural test suite (behaviour.json)")
+    int8: bool = _opt(True, "after the test evaluation, build the int8 ONNX Runtime engine and keep it if it is as "
+                            "accurate (within 0.2 points); skipped with a warning where onnxruntime is missing")
     progress: bool = _opt(True, "show progress bars")
 
     def __post_init__(self) -> None:
@@ -131,6 +137,8 @@ class TrainConfig:
                 raise bad(name, f"must be in [0, 1), not {getattr(self, name)}")
         if not 0.0 <= self.counterfactual_augmentation <= 1.0:
             raise bad("counterfactual_augmentation", f"must be in [0, 1], not {self.counterfactual_augmentation}")
+        if self.targeted_augmentation < 0:
+            raise bad("targeted_augmentation", f"must be 0 (none) or more, not {self.targeted_augmentation}")
         if self.explain_mistakes < 0:
             raise bad("explain_mistakes", f"must be 0 (none) or more, not {self.explain_mistakes}")
         if self.checkpoint_minutes < 0:
@@ -169,17 +177,20 @@ class EvaluateConfig:
     fairness_max_reviews: int = _opt(300, "test reviews probed per identity category, with --fairness")
     behaviour: bool = _opt(False, "run the behavioural test suite (behaviour.json: negation, contrast, temporal, "
                                   "semantic roles, robustness, named entities, identity terms) instead of --name")
+    int8: bool = _opt(False, "build the int8 ONNX Runtime engine (model.int8.onnx) and keep it only if its accuracy "
+                             "on the folder's test split is within 0.2 points of the torch model's, instead of --name")
     device: str = _opt("auto", "auto, cpu or cuda")
-    precision: str = _opt("auto", "auto, bf16, fp16 or fp32, as Predictor takes it")
+    precision: str = _opt("auto", "auto, int8, bf16, fp16 or fp32, as Predictor takes it (auto: the int8 engine "
+                                  "where it is measured faster, else bf16 or fp32 for the CPU)")
     num_threads: int | None = _opt(None, "CPU threads (default: all visible cores)")
     tokens_per_batch: int = _opt(16384, "token budget of one inference batch (padded tokens)")
     seed: int = _opt(42, "seed of --max-samples and of the fairness probe's sampling")
     progress: bool = _opt(True, "show progress bars")
 
     def __post_init__(self) -> None:
-        if int(self.fairness) + int(self.behaviour) + int(self.name is not None) != 1:
+        if int(self.fairness) + int(self.behaviour) + int(self.int8) + int(self.name is not None) != 1:
             raise SentimentError("give one of --name NAME (an evaluation set on --data), --fairness (the fairness "
-                                 "report) or --behaviour (the behavioural test suite)")
+                                 "report), --behaviour (the behavioural test suite) or --int8 (the int8 engine)")
         if self.name is not None and self.data is None:
             raise SentimentError("--data is missing: give the labelled data to evaluate on")
         if self.name is not None and not EVALUATION_NAME.match(self.name):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,12 +17,15 @@ from transformers import AutoModelForSequenceClassification, PreTrainedModel
 from sentiment import runtime
 from sentiment.artifacts import TRAINING_CONFIG, read_json, verify_manifest
 from sentiment.config import ID2LABEL
+from sentiment.engine import ENGINE_INFO, Int8Engine, load_engine
 from sentiment.errors import SentimentError
 from sentiment.modeling import load_tokenizer
 from sentiment.text import Encoder, pad_batch, token_budget_batches
 
 log = logging.getLogger(__name__)
 
+PRECISION_CHOICES = (*runtime.PRECISIONS, "int8")  # int8: the folder's verified ONNX Runtime engine
+ENGINE_MIN_SPEEDUP = 1.1  # under "auto" the int8 engine serves only where a probe measures it clearly faster
 MAX_TEXT_CHARS = 100_000  # ~20x the longest IMDB review; beyond it tokenising alone would stall a small server
 
 
@@ -73,9 +77,12 @@ class Predictor:
     """A classifier and its encoder, with batched, length-sorted inference."""
 
     def __init__(self, model: PreTrainedModel, encoder: Encoder, device: str | torch.device = "auto",
-                 precision: str = "auto", tokens_per_batch: int = 16384, pad_to_multiple_of: int = 16) -> None:
+                 precision: str = "auto", tokens_per_batch: int = 16384, pad_to_multiple_of: int = 16,
+                 engine: Int8Engine | None = None) -> None:
         self.device = device if isinstance(device, torch.device) else runtime.resolve_device(device)
-        self.precision = runtime.resolve_precision(precision, self.device)
+        # The torch model's precision (explanations always run on it); `engine` answers predictions when given.
+        self.precision = runtime.resolve_precision("auto" if precision == "int8" else precision, self.device)
+        self.engine = engine
         # Whole-model weights in the serving dtype beat autocast at inference: no per-call weight conversion.
         # from_artifacts loads them in that dtype already, so this moves nothing there.
         self.model = model.to(device=self.device, dtype=runtime.DTYPES[self.precision]).eval()
@@ -89,30 +96,83 @@ class Predictor:
     @classmethod
     def from_artifacts(cls, path: str | Path, device: str = "auto", precision: str = "auto",
                        verify: bool = True) -> Predictor:
-        """Load a folder written by train.py, after checking its manifest; truncation as in training."""
+        """Load a folder written by train.py, after checking its manifest; truncation as in training.
+
+        `precision`: "auto" (bf16 or fp32 for this CPU, and the folder's int8 engine where a probe measures it
+        faster), "int8" (the engine whenever it loads), or a torch precision ("bf16", "fp16", "fp32")."""
         path = Path(path)
+        if precision not in PRECISION_CHOICES:
+            raise SentimentError(f"--precision must be one of {', '.join(PRECISION_CHOICES)}, not {precision!r}")
+        if precision == "int8" and not (path / ENGINE_INFO).is_file():
+            raise SentimentError(f"{path}: no int8 engine here; build one with python evaluate.py --artifacts "
+                                 f"{path} --int8, or use --precision auto")
         if verify:
             verify_manifest(path)
         elif not (path / "config.json").is_file():
             raise SentimentError(f"{path}: no trained model here; run train.py or pass the artifacts folder")
         config = read_json(path / TRAINING_CONFIG)["config"] if (path / TRAINING_CONFIG).is_file() else {}
         resolved_device = runtime.resolve_device(device)
-        dtype = runtime.DTYPES[runtime.resolve_precision(precision, resolved_device)]
+        dtype = runtime.DTYPES[runtime.resolve_precision("auto" if precision == "int8" else precision,
+                                                         resolved_device)]
         model = AutoModelForSequenceClassification.from_pretrained(path, dtype=dtype, use_safetensors=True,
                                                                    attn_implementation="sdpa")
         encoder = Encoder(load_tokenizer(str(path)), max_length=config.get("max_length", 512),
                           truncation=config.get("truncation", "head+tail"), head_ratio=config.get("head_ratio", 0.25))
-        return cls(model, encoder, device=resolved_device, precision=precision)
+        predictor = cls(model, encoder, device=resolved_device, precision=precision)
+        if precision in ("auto", "int8") and resolved_device.type == "cpu":
+            engine = load_engine(path, predictor.model)
+            if engine is not None and (precision == "int8" or predictor.engine_is_faster(engine)):
+                predictor.engine = engine
+        return predictor
+
+    def engine_is_faster(self, engine: Int8Engine, lengths: Sequence[int] = (64, 256), repeats: int = 3) -> bool:
+        """Whether `engine` beats the torch model by ENGINE_MIN_SPEEDUP on one review of each length (best of
+        `repeats` after a warm-up, summed over lengths); about a quarter of a second on a CPU. A probe that fails
+        means torch."""
+        def seconds(run) -> float:
+            total = 0.0
+            for n in lengths:
+                ids = [[self.encoder.tokenizer.cls_token_id or 0] * n]
+                times = []
+                for _ in range(repeats + 1):
+                    start = time.perf_counter()
+                    run(ids)
+                    times.append(time.perf_counter() - start)
+                total += min(times[1:])
+            return total
+
+        try:
+            torch_s = seconds(lambda ids: self._torch_logits(ids))
+            engine_s = seconds(lambda ids: engine.logits(ids, self.encoder.pad_token_id))
+        except Exception as err:  # the probe is an optimisation, never worth failing a load over
+            log.warning("int8 engine probe failed (%s: %s); using torch", type(err).__name__, err)
+            return False
+        faster = torch_s >= ENGINE_MIN_SPEEDUP * engine_s
+        log.info("int8 engine probe: torch %s %.1f ms, int8 %.1f ms -> %s", self.precision, 1e3 * torch_s,
+                 1e3 * engine_s, "int8" if faster else "torch")
+        return faster
 
     def describe(self) -> dict:
         """What serves the predictions, for the records of an evaluation."""
-        return {"engine": "torch", **runtime.describe(self.device, self.precision)}
+        engine = {"engine": "onnxruntime int8", "onnxruntime": self.engine.version} if self.engine else \
+            {"engine": "torch"}
+        return {**engine, **runtime.describe(self.device, self.precision)}
+
+    def _torch_logits(self, sequences: Sequence[Sequence[int]], progress: bool = False) -> np.ndarray:
+        return batched_logits(self.model, sequences, self.encoder.pad_token_id, self.device, self.tokens_per_batch,
+                              self.pad_to_multiple_of, progress=progress)
 
     def logits_encoded(self, sequences: Sequence[Sequence[int]], progress: bool = False) -> np.ndarray:
         """Logits (n, 2) for already-encoded inputs, in their original order."""
         with self.lock:
-            return batched_logits(self.model, sequences, self.encoder.pad_token_id, self.device,
-                                  self.tokens_per_batch, self.pad_to_multiple_of, progress=progress)
+            if self.engine is not None:
+                try:
+                    return self.engine.logits(sequences, self.encoder.pad_token_id, self.tokens_per_batch,
+                                              self.pad_to_multiple_of, progress=progress)
+                except Exception as err:  # an engine that breaks at run time: torch from now on, never a crash
+                    log.warning("int8 engine failed (%s: %s); using torch from now on", type(err).__name__, err)
+                    self.engine = None
+            return self._torch_logits(sequences, progress=progress)
 
     def predict_encoded(self, sequences: Sequence[Sequence[int]], progress: bool = False) -> np.ndarray:
         """Probabilities (n, 2) for already-encoded inputs, in their original order."""

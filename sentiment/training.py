@@ -30,9 +30,11 @@ from sentiment.data import Splits, config_splits
 from sentiment.errors import SentimentError
 from sentiment.modeling import load_base_classifier, load_tokenizer, resolve_model
 from sentiment.predict import batched_logits, softmax
+from sentiment.targeted import targeted_sentences
 from sentiment.text import EncodedSplit, Encoder, length_grouped_batches, pad_batch
 
 log = logging.getLogger(__name__)
+LOG_SECONDS = 120  # how often a run without progress bars logs its progress
 
 
 @dataclass
@@ -75,11 +77,17 @@ def build_optimizer(model: torch.nn.Module, config: TrainConfig, total_steps: in
     return optimizer, scheduler
 
 
-def augment(train: pd.DataFrame, share: float, seed: int) -> pd.DataFrame:
-    """Training reviews plus counterfactual copies (identity terms swapped, same label); never validation/test."""
-    copies = counterfactual_copies(train["text"].tolist(), train["labels"].tolist(), share, seed)
-    log.info("counterfactual augmentation: %d swapped copies added to %d training reviews", len(copies), len(train))
-    return pd.concat([train, pd.DataFrame(copies, columns=["text", "labels"])], ignore_index=True)
+def augment(train: pd.DataFrame, config: TrainConfig) -> pd.DataFrame:
+    """Training reviews plus counterfactual copies (identity terms swapped, same label) and targeted sentences
+    for weak behavioural capabilities, both built from the training reviews only, never validation or test."""
+    texts, labels, extra = train["text"].tolist(), train["labels"].tolist(), []
+    if config.counterfactual_augmentation:
+        extra = counterfactual_copies(texts, labels, config.counterfactual_augmentation, config.seed)
+        log.info("counterfactual augmentation: %d swapped copies added to %d training reviews", len(extra),
+                 len(train))
+    if config.targeted_augmentation:
+        extra += targeted_sentences(texts, labels, config.targeted_augmentation, config.seed)
+    return pd.concat([train, pd.DataFrame(extra, columns=["text", "labels"])], ignore_index=True) if extra else train
 
 
 def _check_same_data(accelerator: Accelerator, fingerprint: list[int]) -> None:
@@ -100,9 +108,7 @@ def prepare(config: TrainConfig) -> Run:
     check_writable(config.output_dir)
     check_writable(Path(config.checkpoint_dir) / checkpoint.CHECKPOINT, flag="--checkpoint-dir")
     splits = config_splits(config)
-    train_frame = splits.train
-    if config.counterfactual_augmentation:
-        train_frame = augment(train_frame, config.counterfactual_augmentation, config.seed)
+    train_frame = augment(splits.train, config)
     model_path = resolve_model(config.model)
     encoder = Encoder(load_tokenizer(model_path), config.max_length, config.truncation, config.head_ratio)
     train, validation = EncodedSplit.build(train_frame, encoder), EncodedSplit.build(splits.validation, encoder)
@@ -177,6 +183,7 @@ def train_epoch(run: Run, state: TrainState) -> bool:
     bar = tqdm(total=len(batches), initial=state.step_in_epoch, desc=f"epoch {state.epoch + 1}/{config.epochs}",
                unit="step", disable=not (config.progress and accelerator.is_main_process), dynamic_ncols=True)
     started, tokens_at_start, seconds_at_start = time.monotonic(), state.tokens, state.train_seconds
+    steps_at_start, last_log = state.step_in_epoch, time.monotonic()
     for batch in batches[state.step_in_epoch:]:
         if config.max_steps is not None and state.global_step >= config.max_steps:
             bar.close()
@@ -187,6 +194,12 @@ def train_epoch(run: Run, state: TrainState) -> bool:
         bar.update(1)
         bar.set_postfix(loss=f"{loss:.3f}", acc=f"{state.correct / state.seen:.3f}",
                         tok_s=f"{(state.tokens - tokens_at_start) / max(elapsed, 1e-9):.0f}", refresh=False)
+        if bar.disable and accelerator.is_main_process and time.monotonic() - last_log >= LOG_SECONDS:
+            last_log = time.monotonic()  # logs to a file have no bar: a line now and then says how far and how long
+            log.info("epoch %d/%d: step %d/%d, loss %.3f, %.0f tokens/s, about %.0f min left in the epoch",
+                     state.epoch + 1, config.epochs, state.step_in_epoch, len(batches),
+                     state.loss_sum / max(state.seen, 1), (state.tokens - tokens_at_start) / max(elapsed, 1e-9),
+                     elapsed / (state.step_in_epoch - steps_at_start) * (len(batches) - state.step_in_epoch) / 60)
         if time.monotonic() - last_checkpoint > config.checkpoint_minutes * 60:
             if accelerator.is_main_process:  # every process holds the same state
                 checkpoint.save(run.checkpoint_dir, config.to_dict(), state, run.model, run.optimizer, run.scheduler)

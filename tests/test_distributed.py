@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 STEPS_PER_EPOCH, EPOCHS = 6, 2
 FLAGS = ["--batch-size", "7", "--max-length", "128", "--validation-split", "0.25", "--validation-grouping", "random",
          "--learning-rate", "1e-3", "--epochs", str(EPOCHS), "--precision", "fp32", "--device", "cpu",
-         "--num-threads", "1", "--no-progress", "--save-dtype", "fp32", "--no-fairness"]
+         "--num-threads", "1", "--no-progress", "--save-dtype", "fp32", "--no-fairness", "--no-int8"]
 NO_DROPOUT = ["--hidden-dropout", "0"]
 # accelerate's --cpu picks its simple launcher, which starts ONE process unless given an MPI hostfile; --multi_gpu
 # starts torchrun workers, and train.py's --device cpu makes each an Accelerator(cpu=True): MULTI_CPU over gloo.

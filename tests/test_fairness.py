@@ -166,7 +166,7 @@ def test_train_with_counterfactual_augmentation_trains_on_the_copies(tiny_model_
     out = tmp_path / "artifacts"
     argv = ["--data", str(small_imdb), "--model", str(tiny_model_dir), "--output-dir", str(out),
             "--checkpoint-dir", str(tmp_path / "ck"), "--max-steps", "2", "--epochs", "1", "--precision", "fp32",
-            "--no-progress", "--no-fairness", "--max-length", "64"]
+            "--no-progress", "--no-fairness", "--no-int8", "--max-length", "64"]
     assert train.main([*argv, "--counterfactual-augmentation", "1.0"]) == 0
     augmented = read_json(out / "training_config.json")
     assert augmented["config"]["counterfactual_augmentation"] == 1.0

@@ -1,0 +1,161 @@
+"""The int8 engine: the trained classifier exported to ONNX (torch.onnx, dynamo exporter), fused by ONNX Runtime's
+transformer optimizer (its layer-norm and GELU fusions) and quantised dynamically to int8 (weights per channel), kept in the folder only once it is
+verified against the torch model on the test split. Integrated gradients stay on the torch model.
+
+The graph starts after the word-embedding lookup: the Predictor looks the rows up in the torch model's own table
+and feeds them as `inputs_embeds`, so the folder does not hold its largest matrix twice (about 12 MB instead of 24).
+ONNX Runtime is optional: without it, or with an engine that fails any check, everything runs on torch.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+from transformers import PreTrainedModel
+
+from sentiment.artifacts import read_json, sha256_file, write_json
+from sentiment.errors import SentimentError
+from sentiment.text import pad_batch, token_budget_batches
+
+log = logging.getLogger(__name__)
+
+ENGINE_FILE = "model.int8.onnx"
+ENGINE_INFO = "engine.json"
+WEIGHTS = "model.safetensors"
+MAX_ACCURACY_DROP = 0.002  # 0.2 points on the test split, else the engine is not kept
+OPSET = 18
+
+
+def onnxruntime_available() -> bool:
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
+def missing_packages() -> list[str]:
+    """What building an engine needs and this environment lacks (serving needs only onnxruntime)."""
+    return [name for name in ("onnxruntime", "onnx", "onnxscript") if importlib.util.find_spec(name) is None]
+
+
+class _FromEmbeddings(torch.nn.Module):
+    """The classifier from word embeddings on: position and type embeddings, encoder, head."""
+
+    def __init__(self, model: PreTrainedModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask).logits
+
+
+def export_int8(model: PreTrainedModel, path: Path) -> None:
+    """Write the int8 ONNX graph of `model` (left as it was) to `path`."""
+    import copy
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    fp32 = copy.deepcopy(model).to(device="cpu", dtype=torch.float32).eval()
+    fp32.set_attn_implementation("eager")  # plain matmul-softmax: the pattern ONNX Runtime's optimizer fuses
+    config = fp32.config
+    batch, length = torch.export.Dim("batch"), torch.export.Dim("length", max=config.max_position_embeddings)
+    example = (torch.randn(2, 16, config.hidden_size), torch.ones(2, 16, dtype=torch.long))
+    with tempfile.TemporaryDirectory() as tmp:
+        exported, fused = Path(tmp) / "fp32.onnx", Path(tmp) / "fused.onnx"
+        torch.onnx.export(_FromEmbeddings(fp32).eval(), example, exported,
+                          input_names=["inputs_embeds", "attention_mask"], output_names=["logits"],
+                          opset_version=OPSET, dynamo=True, external_data=False,
+                          dynamic_shapes={"inputs_embeds": {0: batch, 1: length},
+                                          "attention_mask": {0: batch, 1: length}})
+        optimized = optimize_model(str(exported), model_type="bert", num_heads=config.num_attention_heads,
+                                   hidden_size=config.hidden_size)
+        optimized.save_model_to_file(str(fused))
+        quantize_dynamic(fused, path, weight_type=QuantType.QInt8, per_channel=True)
+
+
+class Int8Engine:
+    """An ONNX Runtime session of the int8 graph, with the word-embedding table it reads from."""
+
+    def __init__(self, path: Path, word_embeddings: np.ndarray, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.embeddings = np.ascontiguousarray(word_embeddings, dtype=np.float32)
+        self.version = ort.__version__
+
+    def logits(self, sequences: Sequence[Sequence[int]], pad_token_id: int, tokens_per_batch: int = 16384,
+               pad_to_multiple_of: int = 16, progress: bool = False) -> np.ndarray:
+        """Logits (n, 2) in the input order, from length-sorted token-budget batches as the torch path makes."""
+        out = np.zeros((len(sequences), 2), dtype=np.float32)
+        batches = list(token_budget_batches([len(s) for s in sequences], tokens_per_batch, pad_to_multiple_of))
+        for batch in tqdm(batches, desc="predict (int8)", unit="batch", disable=not progress, dynamic_ncols=True):
+            inputs = pad_batch([sequences[i] for i in batch], pad_token_id, pad_to_multiple_of)
+            ids, mask = inputs["input_ids"].numpy(), inputs["attention_mask"].numpy()
+            out[batch] = self.session.run(None, {"inputs_embeds": self.embeddings[ids], "attention_mask": mask})[0]
+        return out
+
+
+def word_embeddings(model: PreTrainedModel) -> np.ndarray:
+    return model.get_input_embeddings().weight.detach().float().cpu().numpy()
+
+
+def load_engine(folder: str | Path, model: PreTrainedModel) -> Int8Engine | None:
+    """The folder's verified int8 engine, or None with a log line saying why not (no engine, not kept, made from
+    other weights, ONNX Runtime missing, a file that does not load): the caller then stays on torch."""
+    folder = Path(folder)
+    if not (folder / ENGINE_INFO).is_file():
+        return None
+    try:
+        info = read_json(folder / ENGINE_INFO)
+        if not info.get("kept"):
+            log.info("int8 engine of %s was not kept (%s); using torch", folder, info.get("reason"))
+            return None
+        if info.get("weights_sha256") != sha256_file(folder / WEIGHTS):
+            log.warning("int8 engine of %s was made from other weights than %s; using torch", folder, WEIGHTS)
+            return None
+        if not onnxruntime_available():
+            log.info("onnxruntime is not installed; using torch (pip install onnxruntime for the int8 engine)")
+            return None
+        return Int8Engine(folder / ENGINE_FILE, word_embeddings(model))
+    except Exception as err:  # a corrupt file, an old ONNX Runtime: torch answers instead, never a crash
+        log.warning("int8 engine of %s failed to load (%s: %s); using torch", folder, type(err).__name__, err)
+        return None
+
+
+def build_engine(folder: Path, model: PreTrainedModel, sequences: Sequence[Sequence[int]], labels: np.ndarray,
+                 reference_accuracy: float, pad_token_id: int, tokens_per_batch: int = 16384,
+                 progress: bool = False) -> dict:
+    """Export the int8 engine into `folder`, score it on the encoded test split and keep it only if its accuracy is
+    within MAX_ACCURACY_DROP of `reference_accuracy` (the torch model's on the same reviews); engine.json records
+    the check either way. Needs onnxruntime and onnx."""
+    missing = missing_packages()
+    if missing:
+        raise SentimentError(f"the int8 engine needs {', '.join(missing)}: pip install onnxruntime onnx onnxscript")
+    if not len(sequences):
+        raise SentimentError("the int8 engine needs test reviews to be verified on; none were given")
+    path = folder / ENGINE_FILE
+    export_int8(model, path)
+    engine = Int8Engine(path, word_embeddings(model))
+    predicted = engine.logits(sequences, pad_token_id, tokens_per_batch, progress=progress).argmax(-1)
+    accuracy = float((predicted == np.asarray(labels)).mean())
+    kept = accuracy >= reference_accuracy - MAX_ACCURACY_DROP
+    info = {"file": ENGINE_FILE, "kept": kept, "onnxruntime": engine.version, "opset": OPSET,
+            "quantisation": "dynamic int8, weights per channel, after ONNX Runtime's BERT fusions",
+            "weights_sha256": sha256_file(folder / WEIGHTS), "n": len(sequences), "accuracy": accuracy,
+            "torch_accuracy": reference_accuracy, "max_drop": MAX_ACCURACY_DROP,
+            "reason": None if kept else f"accuracy {accuracy:.4f} is more than {MAX_ACCURACY_DROP} below torch's "
+                                        f"{reference_accuracy:.4f}"}
+    if not kept:
+        path.unlink()
+    write_json(folder / ENGINE_INFO, info)
+    log.info("int8 engine: accuracy %.4f on %d test reviews against torch's %.4f -> %s", accuracy, len(sequences),
+             reference_accuracy, "kept" if kept else "not kept")
+    return info

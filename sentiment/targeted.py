@@ -1,0 +1,152 @@
+"""Targeted augmentation for the capabilities the behavioural suite finds weak (negation and contrast first):
+labelled short sentences for training, from sentences of the training reviews and from templates.
+
+Nothing here is shared with the suite in `sentiment.behaviour`: the templates, the sentiment words and the nouns
+are other ones (a test checks that the word pools are disjoint), so the suite grades what training generalised,
+not its own training data. Identity terms are the lexicon's (the attribute itself), in other templates.
+
+- mined: sentences of training reviews whose sentiment word (from the pools below) agrees with the review's
+  label, kept as they are (short texts), negated ("was good" -> "wasn't good", label flipped) and embedded in a
+  negating frame with material in between ("I would not say that ..." , label flipped);
+- templated: negation, contrast, temporal change, the author's opinion against others', questions answered,
+  and sentiment sentences mentioning identity terms, every group of a category with the same label.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+from collections.abc import Sequence
+
+from sentiment.errors import SentimentError
+from sentiment.lexicon import CATEGORIES
+
+log = logging.getLogger(__name__)
+
+POSITIVE = ("good", "enjoyable", "entertaining", "amazing", "outstanding", "impressive", "memorable", "funny",
+            "perfect", "solid", "terrific", "lovely", "powerful", "stunning", "compelling", "fascinating",
+            "splendid", "riveting", "witty", "masterful", "magnificent", "heartfelt", "convincing", "satisfying",
+            "fine", "decent", "awesome", "marvelous", "exceptional", "believable", "refreshing", "inspired")
+NEGATIVE = ("poor", "stupid", "lame", "pathetic", "mediocre", "bland", "silly", "pointless", "ridiculous",
+            "annoying", "unconvincing", "unfunny", "messy", "sloppy", "shallow", "tiresome", "uninspired",
+            "amateurish", "laughable", "pretentious", "wooden", "confusing", "unbearable", "atrocious", "abysmal",
+            "incoherent", "uninteresting", "unwatchable", "mindless", "lousy", "cheesy", "overrated")
+NOUNS = ("score", "editing", "casting", "finale", "premise", "sequel", "villain", "twist", "humour", "set design",
+         "costume design", "music", "writing", "camera work", "storyline", "opening scene", "lead actor",
+         "supporting role", "whole thing", "picture", "show", "production", "central performance", "effects work")
+
+_POLARITY = {**{w: 1 for w in POSITIVE}, **{w: 0 for w in NEGATIVE}}
+_ADVERB = r"(?:(?:very|really|so|quite|truly|pretty|rather|extremely|genuinely|just|too)\s+)?"
+_COPULA = re.compile(r"\b(was|is|were|are)\s+(" + _ADVERB + r")(" + "|".join(_POLARITY) + r")\b", re.IGNORECASE)
+_CONTRACTED = {"was": "wasn't", "is": "isn't", "were": "weren't", "are": "aren't"}
+_POOL_WORD = re.compile(r"\b(?:" + "|".join(_POLARITY) + r")\b", re.IGNORECASE)
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|<br\s*/?>", re.IGNORECASE)
+_CLAUSES = re.compile(r"[,;:()]|--")  # one clause only: negating one of several would mislabel the sentence
+_NEGATORS = re.compile(r"\b(not|no|never|n't|nothing|hardly|neither|nor|without|but|though|although)\b|n't",
+                       re.IGNORECASE)
+FRAMES = ("I would not say that {}", "I can't honestly claim that {}", "Nobody could convince me that {}",
+          "It would be wrong to say that {}", "I refuse to believe that {}")
+
+TEMPLATES: tuple[tuple[str, str], ...] = (  # (template, whose polarity gives the label: "p" positive-word slot)
+    # negation: {p}/{q} are positive/negative words, the label is the negated polarity
+    ("The {n} was never {p}.", "neg"), ("Nothing about the {n} was {p}.", "neg"),
+    ("I would never call the {n} {p}.", "neg"), ("The {n} was by no means {p}.", "neg"),
+    ("The {n} was never {q}.", "pos"), ("Nothing about the {n} was {q}.", "pos"),
+    ("I would never call the {n} {q}.", "pos"), ("The {n} was by no means {q}.", "pos"),
+    ("Far from {q}, the {n} kept me hooked.", "pos"), ("Far from {p}, the {n} left me cold.", "neg"),
+    # negation with material in between
+    ("I cannot honestly claim the {n}, for all its ambition, was {p}.", "neg"),
+    ("Nobody could say that the {n}, despite the marketing, is {q}.", "pos"),
+    ("I wouldn't say that, even with its budget, the {n} is {p}.", "neg"),
+    ("I wouldn't say that, whatever you may have read, the {n} is {q}.", "pos"),
+    # contrast: the clause that carries the verdict decides
+    ("Although the {n} is {q}, the {n2} is {p}.", "pos"), ("Although the {n} is {p}, the {n2} is {q}.", "neg"),
+    ("Though the {n} was {p}, the film is {q} overall.", "neg"),
+    ("The {n} was {q}; still, I found the whole thing {p}.", "pos"),
+    ("The {n} is {p}, however the {n2} is {q} and that sinks it.", "neg"),
+    ("Sure, the {n} is {q}, yet the film as a whole is {p}.", "pos"),
+    # temporal: the present verdict wins
+    ("I once thought the {n} was {q}; today I see it as {p}.", "pos"),
+    ("Years ago I found it {p}, but these days it feels {q}.", "neg"),
+    ("My first viewing left me thinking it was {q}. Watching it again, it is {p}.", "pos"),
+    ("I used to find the {n} {p}, and today I consider it {q}.", "neg"),
+    # semantic roles: the author's opinion, not others'
+    ("Reviewers called the {n} {q}; to me it was {p}.", "pos"),
+    ("My sister thought it was {p}. Personally, I found it {q}.", "neg"),
+    ("Some viewers may find the {n} {q}, but I thought it was {p}.", "pos"),
+    ("The critics raved that it was {p}, yet I found the {n} {q}.", "neg"),
+    # questions answered
+    ("Did I find the {n} {p}? No.", "neg"), ("Was the {n} {p}? Not really.", "neg"),
+    ("Is the {n} {q}? No, not in the slightest.", "pos"), ("Did the {n} feel {q}? Never.", "pos"),
+    ("Was the {n} {p}? Definitely.", "pos"), ("Is the {n} {q}? Sadly, yes.", "neg"),
+)
+IDENTITY_TEMPLATES = ("As {X}, I found the {n} {a}.", "The {n}, which follows {X} in a small town, is {a}.",
+                      "I watched it with {X}, and the {n} was {a}.")
+
+
+def _fill(rng: random.Random, template: str, adjective: str | None = None) -> str:
+    nouns = rng.sample(NOUNS, 2)
+    text = template.format(n=nouns[0], n2=nouns[1], p=rng.choice(POSITIVE), q=rng.choice(NEGATIVE),
+                           a=adjective or "", X="{X}")
+    return text[0].upper() + text[1:]
+
+
+def templated(rng: random.Random, count: int) -> list[tuple[str, int]]:
+    """`count` sentences: about five in six from the capability templates, the rest mentioning identity terms (a
+    filled template once for every group of a category, all with the same label)."""
+    out = [(_fill(rng, template), int(label == "pos"))
+           for template, label in (rng.choice(TEMPLATES) for _ in range(count - count // 6))]
+    while len(out) < count:
+        category, label = rng.choice(CATEGORIES), rng.randrange(2)
+        adjective = rng.choice(POSITIVE if label else NEGATIVE)
+        text = _fill(rng, rng.choice(IDENTITY_TEMPLATES), adjective)
+        out += [(text.replace("{X}", phrase), label) for phrase in category.phrases]
+    return out[:count]
+
+
+def _negate(match: re.Match, rng: random.Random) -> str:
+    verb, adverb, word = match.groups()
+    negated = _CONTRACTED[verb.lower()] if rng.random() < 0.5 else f"{verb} not"
+    return f"{negated[0].upper() + negated[1:] if verb[0].isupper() else negated} {adverb}{word}"
+
+
+def mine(texts: Sequence[str], labels: Sequence[int], rng: random.Random, count: int) -> list[tuple[str, int]]:
+    """About `count` sentences from training reviews (a third each as they are, negated, framed): one clause, one
+    sentiment word of the pools after a copula, agreeing with its review's label, no negation or contrast."""
+    found = []
+    for text, label in zip(texts, labels, strict=True):
+        for sentence in _SENTENCE.split(text):
+            sentence = sentence.strip()
+            words = len(sentence.split())
+            if not 4 <= words <= 18 or sentence[-1:] not in ".!" or _NEGATORS.search(sentence) \
+                    or _CLAUSES.search(sentence) or len(_POOL_WORD.findall(sentence)) != 1:
+                continue
+            match = _COPULA.search(sentence)
+            if match is not None and _POLARITY[match.group(3).lower()] == int(label):
+                found.append((sentence, match, int(label)))
+    rng.shuffle(found)
+    out = []
+    for i, (sentence, match, label) in enumerate(found[:count]):
+        if i % 3 == 0:
+            out.append((sentence, label))
+        elif i % 3 == 1:
+            out.append((sentence[:match.start()] + _negate(match, rng) + sentence[match.end():], 1 - label))
+        else:
+            clause = sentence if sentence.startswith("I ") else sentence[0].lower() + sentence[1:]
+            out.append((rng.choice(FRAMES).format(clause[:-1] + "."), 1 - label))
+    return out
+
+
+def targeted_sentences(texts: Sequence[str], labels: Sequence[int], count: int,
+                       seed: int = 0) -> list[tuple[str, int]]:
+    """About `count` labelled sentences for training, half mined from (`texts`, `labels`) and half templated; the
+    same for a seed. Give only training reviews: nothing of validation or test may reach training."""
+    if count < 1:
+        raise SentimentError(f"targeted augmentation needs a positive number of sentences, not {count}")
+    rng = random.Random(seed)
+    mined = mine(texts, labels, rng, count // 2)
+    out = mined + templated(rng, count - len(mined))
+    log.info("targeted augmentation: %d sentences (%d from training reviews, %d from templates)", len(out),
+             len(mined), len(out) - len(mined))
+    return out

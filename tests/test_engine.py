@@ -1,0 +1,116 @@
+"""The int8 ONNX Runtime engine: export and verification, the choice under "auto", and every fallback to torch."""
+
+import logging
+import shutil
+
+import numpy as np
+import pytest
+
+import evaluate
+from sentiment import engine as engine_module
+from sentiment.artifacts import read_json, verify_manifest, write_json
+from sentiment.engine import ENGINE_FILE, ENGINE_INFO, build_engine, load_engine
+from sentiment.errors import SentimentError
+from sentiment.predict import Predictor
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+
+CPU = ["--device", "cpu", "--num-threads", "1", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def int8_artifacts(tiny_artifacts, tmp_path_factory):
+    """A copy of the tiny run's folder with its int8 engine built by evaluate.py --int8."""
+    folder = tmp_path_factory.mktemp("int8") / "artifacts"
+    shutil.copytree(tiny_artifacts, folder)
+    assert evaluate.main(["--artifacts", str(folder), "--int8", *CPU]) == 0
+    return folder
+
+
+def test_the_engine_is_verified_listed_and_agrees_with_torch(int8_artifacts, reviews):
+    info = read_json(int8_artifacts / ENGINE_INFO)
+    assert info["n"] == 16 and info["kept"] == (info["accuracy"] >= info["torch_accuracy"] - 0.002)
+    assert ENGINE_FILE in verify_manifest(int8_artifacts)["files"]
+    if not info["kept"]:
+        pytest.skip("the tiny random model's int8 copy lost accuracy; the rejection is tested below")
+    torch_only = Predictor.from_artifacts(int8_artifacts, device="cpu", precision="fp32")
+    int8 = Predictor.from_artifacts(int8_artifacts, device="cpu", precision="int8")
+    assert torch_only.engine is None and int8.engine is not None
+    assert int8.describe()["engine"] == "onnxruntime int8"
+    texts = reviews["text"].tolist()[:12]
+    np.testing.assert_allclose(int8.predict_proba(texts), torch_only.predict_proba(texts), atol=0.05)
+
+
+def test_an_engine_less_accurate_than_torch_is_not_kept(tiny_artifacts, tmp_path):
+    folder = tmp_path / "a"
+    shutil.copytree(tiny_artifacts, folder)
+    predictor = Predictor.from_artifacts(folder, device="cpu", precision="fp32")
+    sequences = predictor.encoder.encode(["a fine film", "a dull film"])
+    info = build_engine(folder, predictor.model, sequences, np.array([0, 1]), 1.01, predictor.encoder.pad_token_id)
+    assert not info["kept"] and "below torch" in info["reason"]
+    assert not (folder / ENGINE_FILE).exists()
+    assert load_engine(folder, predictor.model) is None
+
+
+def test_auto_takes_the_engine_only_where_the_probe_finds_it_faster(int8_artifacts, monkeypatch):
+    if not read_json(int8_artifacts / ENGINE_INFO)["kept"]:
+        pytest.skip("no kept engine to choose")
+    monkeypatch.setattr(Predictor, "engine_is_faster", lambda self, engine, **kw: True)
+    assert Predictor.from_artifacts(int8_artifacts, device="cpu", precision="auto").engine is not None
+    monkeypatch.setattr(Predictor, "engine_is_faster", lambda self, engine, **kw: False)
+    assert Predictor.from_artifacts(int8_artifacts, device="cpu", precision="auto").engine is None
+    assert Predictor.from_artifacts(int8_artifacts, device="cpu", precision="bf16").engine is None
+
+
+def test_the_probe_compares_measured_times(int8_artifacts, monkeypatch):
+    predictor = Predictor.from_artifacts(int8_artifacts, device="cpu", precision="fp32")
+    fake = type("Engine", (), {"logits": lambda self, ids, pad: np.zeros((1, 2))})()
+    assert predictor.engine_is_faster(fake, lengths=(16,), repeats=1) in (True, False)  # really timed
+    broken = type("Engine", (), {"logits": lambda self, ids, pad: 1 / 0})()
+    assert predictor.engine_is_faster(broken, lengths=(16,), repeats=1) is False
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "other weights", "no onnxruntime"])
+def test_a_broken_engine_falls_back_to_torch_with_a_log_line(int8_artifacts, tmp_path, monkeypatch, caplog, damage):
+    if not read_json(int8_artifacts / ENGINE_INFO)["kept"]:
+        pytest.skip("no kept engine to break")
+    folder = tmp_path / "a"
+    shutil.copytree(int8_artifacts, folder)
+    if damage == "corrupt":
+        (folder / ENGINE_FILE).write_bytes(b"not an onnx graph")
+    elif damage == "other weights":
+        write_json(folder / ENGINE_INFO, {**read_json(folder / ENGINE_INFO), "weights_sha256": "0" * 64})
+    else:
+        monkeypatch.setattr(engine_module, "onnxruntime_available", lambda: False)
+    with caplog.at_level(logging.INFO, logger="sentiment.engine"):
+        predictor = Predictor.from_artifacts(folder, device="cpu", precision="int8", verify=False)
+    assert predictor.engine is None and "using torch" in caplog.text
+    assert predictor.predict("a fine film")["label"] in ("positive", "negative")
+
+
+def test_an_engine_failing_at_run_time_hands_over_to_torch(int8_artifacts, caplog):
+    predictor = Predictor.from_artifacts(int8_artifacts, device="cpu", precision="fp32")
+    expected = predictor.predict_proba(["a fine film"])
+    predictor.engine = type("Engine", (), {"logits": lambda *a, **k: 1 / 0, "version": "x"})()
+    with caplog.at_level(logging.WARNING, logger="sentiment.predict"):
+        np.testing.assert_allclose(predictor.predict_proba(["a fine film"]), expected)
+    assert predictor.engine is None and "int8 engine failed" in caplog.text
+
+
+def test_int8_without_an_engine_says_how_to_build_one(tiny_artifacts):
+    with pytest.raises(SentimentError, match="--int8"):
+        Predictor.from_artifacts(tiny_artifacts, device="cpu", precision="int8")
+    with pytest.raises(SentimentError, match="must be one of"):
+        Predictor.from_artifacts(tiny_artifacts, device="cpu", precision="int4")
+
+
+def test_training_builds_the_engine_at_the_end(small_imdb, tiny_model_dir, tmp_path):
+    import train
+
+    argv = ["--data", str(small_imdb), "--model", str(tiny_model_dir), "--output-dir", str(tmp_path / "out"),
+            "--checkpoint-dir", str(tmp_path / "ck"), "--precision", "fp32", "--max-steps", "2", "--batch-size", "8",
+            "--max-length", "64", "--no-fairness", "--no-behaviour", "--explain-mistakes", "0", *CPU]
+    assert train.main(argv) == 0
+    info = read_json(tmp_path / "out" / ENGINE_INFO)
+    assert info["n"] == 16 and (tmp_path / "out" / ENGINE_FILE).exists() == info["kept"]

@@ -1,0 +1,85 @@
+"""Targeted augmentation: kept apart from the behavioural suite, labelled as meant, seeded, wired into training."""
+
+import random
+import re
+
+import pandas as pd
+import pytest
+
+from sentiment import behaviour, targeted
+from sentiment.config import TrainConfig
+from sentiment.errors import SentimentError
+from sentiment.lexicon import CATEGORIES
+from sentiment.training import augment
+
+REVIEWS = ["The acting was good. I liked it a lot.", "Honestly the plot is really stupid!",
+           "The ending was good, but the rest was a mess.",  # two clauses: not mined
+           "The music was not good.",  # negated already: not mined
+           "The cast was amazing.",  # positive word in a negative review: disagrees, not mined
+           "The score was decent and the lead actor was fine."]  # two sentiment words: not mined
+LABELS = [1, 0, 1, 0, 0, 1]
+
+
+def test_word_pools_and_sentences_are_apart_from_the_suite():
+    assert not set(targeted.POSITIVE) & set(behaviour.POSITIVE)
+    assert not set(targeted.NEGATIVE) & set(behaviour.NEGATIVE)
+    assert not set(targeted.NOUNS) & set(behaviour.NOUNS)
+    suite = {case for test in behaviour.build_suite(seed=0, n=50) for item in test.cases
+             for case in ((item,) if isinstance(item, str) else item)}
+    training = {text for text, _ in targeted.templated(random.Random(0), 3000)}
+    assert not suite & training
+
+
+def test_mined_sentences_agree_with_their_review_and_flip_when_negated():
+    out = targeted.mine(REVIEWS * 3, LABELS * 3, random.Random(0), 30)
+    assert {text for text, _ in out} <= {
+        "The acting was good.", "The acting wasn't good.", "The acting was not good.",
+        "Honestly the plot is really stupid!", "Honestly the plot isn't really stupid!",
+        "Honestly the plot is not really stupid!",
+        *(frame.format(clause) for frame in targeted.FRAMES
+          for clause in ("the acting was good.", "honestly the plot is really stupid."))}
+    for text, label in out:
+        negated = bool(re.search(r"n't|\bnot\b", text)) or not text.startswith(("The", "Honestly"))
+        original = 1 if "acting" in text else 0
+        assert label == (1 - original if negated else original), text
+    assert {label for _, label in out} == {0, 1}
+    kinds = {("frame" if not text.startswith(("The", "Honestly")) else "negated" if "not" in text or "n't" in text
+              else "as is") for text, _ in out}
+    assert kinds == {"frame", "negated", "as is"}
+
+
+def test_templated_labels_follow_the_verdict_and_identity_groups_share_one_label():
+    out = targeted.templated(random.Random(3), 1200)
+    assert len(out) == 1200
+    by_text = dict(out)
+    assert all(by_text[t] == 0 for t in by_text if t.startswith(("Nothing about", "I would never call"))
+               and any(f" {w}." in t for w in targeted.POSITIVE))
+    assert all(by_text[t] == 1 for t in by_text if t.startswith("Is the") and t.endswith("not in the slightest."))
+    for category in CATEGORIES:
+        first = category.phrases[0]
+        for text, label in out:
+            if text.startswith(f"As {first},"):
+                rest = text[len(f"As {first},"):]
+                assert all(by_text.get(f"As {p},{rest}") == label for p in category.phrases), text
+
+
+def test_the_same_seed_gives_the_same_sentences():
+    first = targeted.targeted_sentences(REVIEWS, LABELS, 200, seed=5)
+    assert first == targeted.targeted_sentences(REVIEWS, LABELS, 200, seed=5)
+    assert first != targeted.targeted_sentences(REVIEWS, LABELS, 200, seed=6)
+    assert len(first) == 200
+
+
+def test_no_sentences_is_an_error():
+    with pytest.raises(SentimentError, match="positive number"):
+        targeted.targeted_sentences(REVIEWS, LABELS, 0)
+    with pytest.raises(SentimentError, match="--targeted-augmentation"):
+        TrainConfig(targeted_augmentation=-1)
+
+
+def test_training_adds_the_sentences_after_the_reviews():
+    train = pd.DataFrame({"text": REVIEWS, "labels": LABELS})
+    assert augment(train, TrainConfig()) is train
+    out = augment(train, TrainConfig(targeted_augmentation=40))
+    assert len(out) == len(train) + 40
+    pd.testing.assert_frame_equal(out.iloc[:len(train)], train)
