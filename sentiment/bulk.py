@@ -34,6 +34,7 @@ class Upload:
     text_column: str
     label_column: str | None
     columns: list[str]
+    label_note: str | None = None  # why a file with label-like columns gets predictions but no evaluation
 
 
 def _read(path: Path) -> pd.DataFrame:
@@ -72,17 +73,24 @@ def read_upload(path: str | Path, text_column: str | None = None) -> Upload:
     if bad.all():
         raise SentimentError(f"{path.name}: every row of column {text_column!r} is empty")
     labels = candidate_columns(frame, LABEL_COLUMNS, "label")
-    label_column = labels[0] if len(labels) == 1 else None  # several candidates: no evaluation, predictions only
     checked = pd.DataFrame({"row": np.arange(len(frame)), "text": texts.fillna("").astype(str)})
-    if label_column is not None:
-        checked["labels"] = map_labels(frame[label_column], path.name, str(label_column))
-    return Upload(checked, str(text_column), None if label_column is None else str(label_column),
-                  [str(c) for c in frame.columns])
+    upload = Upload(checked, str(text_column), None, [str(c) for c in frame.columns])
+    if len(labels) > 1:  # predictions only: which one is meant cannot be told
+        upload.label_note = (f"Several columns could hold labels ({', '.join(map(repr, map(str, labels)))}), so no "
+                             f"evaluation; keep one of them to get one.")
+    elif labels:
+        try:
+            checked["labels"] = map_labels(frame[labels[0]], path.name, str(labels[0]))
+            upload.label_column = str(labels[0])
+        except SentimentError as err:  # the predictions are still worth having
+            upload.label_note = f"No evaluation: {err}."
+    return upload
 
 
 def score(predictor: Predictor, upload: Upload, progress: bool = False,
           language: LanguageGuesser | None = None) -> tuple[pd.DataFrame, dict | None]:
-    """Predictions per row (no text) and, where the file has labels of both classes, the metrics."""
+    """Predictions per row (no text) and, where the file has labels of both classes, the metrics (else None, and
+    `upload.label_note` says why where the file has a label column)."""
     frame = upload.frame
     texts = frame["text"].tolist()
     scorable = [i for i, t in enumerate(texts) if t.strip() and len(t) <= MAX_TEXT_CHARS]
@@ -100,7 +108,10 @@ def score(predictor: Predictor, upload: Upload, progress: bool = False,
     metrics = None
     if "labels" in frame:
         labelled = np.isfinite(probs)
-        require_both_classes(frame[labelled], upload.label_column or "labels")
-        metrics = compute_metrics(frame["labels"].to_numpy()[labelled], probs[labelled])
+        try:
+            require_both_classes(frame[labelled], upload.label_column or "labels")
+            metrics = compute_metrics(frame["labels"].to_numpy()[labelled], probs[labelled])
+        except SentimentError as err:  # one class: accuracy alone would say little, ROC-AUC is undefined
+            upload.label_note = f"No evaluation: {err}."
     log.info("scored an upload of %d rows (%d with warnings)", len(frame), int((predictions["warnings"] != "").sum()))
     return predictions[PREDICTION_COLUMNS], metrics

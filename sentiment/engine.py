@@ -1,6 +1,7 @@
-"""The int8 engine: the trained classifier exported to ONNX (torch.onnx, dynamo exporter), fused by ONNX Runtime's
-transformer optimizer (its layer-norm and GELU fusions) and quantised dynamically to int8 (weights per channel), kept in the folder only once it is
-verified against the torch model on the test split. Integrated gradients stay on the torch model.
+"""The int8 engine: the trained classifier exported to ONNX (torch.onnx, dynamo exporter), with ONNX Runtime's
+transformer optimizer's layer-norm and GELU fusions, quantised dynamically to int8 (weights per channel), and kept
+in the folder only once it is verified against the torch model on the test split. Integrated gradients stay on
+the torch model.
 
 The graph starts after the word-embedding lookup: the Predictor looks the rows up in the torch model's own table
 and feeds them as `inputs_embeds`, so the folder does not hold its largest matrix twice (about 12 MB instead of 24).

@@ -182,7 +182,8 @@ class Handlers:
                    f"{counts.get('positive', 0):,} positive, {counts.get('negative', 0):,} negative; "
                    f"{warned:,} with warnings (see the `warnings` column).")
         if metrics is None:
-            return str(out), summary + " No label column, so no evaluation.", None, None, None
+            why = upload.label_note or "No label column, so no evaluation."
+            return str(out), f"{summary} {why}", None, None, None
         results = tables.results_markdown({"name": "this upload", "metrics": metrics,
                                            "info": {"data": Path(file).name, "model": self.services.predictor
                                                     .describe()}})

@@ -90,7 +90,6 @@ def test_the_text_column_can_be_named(handlers, labelled, tmp_path):
     ("broken.csv", b'text,label\n"unclosed,1\n', "could not be read as csv"),
     ("header-only.csv", b"text,label\n", "holds no rows"),
     ("no-text.csv", b"title,stars\nA,1\n", "cannot tell which column holds the text"),
-    ("bad-labels.csv", b"text,label\nGood film.,maybe\nBad film.,1\n", "values found"),
     ("blank.csv", b"text\n\" \"\n\" \"\n", "every row of column 'text' is empty"),
 ])
 def test_every_bad_upload_gets_a_clear_message(handlers, tmp_path, name, content, message):
@@ -114,10 +113,12 @@ def test_uploads_over_the_limits_are_refused(handlers, tmp_path, monkeypatch):
         handlers.score_file(None)
 
 
-def test_a_labelled_upload_with_one_class_still_gets_predictions_but_says_why_no_metrics(handlers, tmp_path):
-    path = upload(pd.DataFrame({"text": ["Great film.", "Lovely film."], "label": [1, 1]}), tmp_path / "one.csv")
-    with pytest.raises(gr.Error, match="only the positive class"):
-        handlers.score_file(path)
+@pytest.mark.parametrize(("labels", "why"), [([1, 1], "only the positive class"), (["maybe", 1], "values found")])
+def test_labels_that_cannot_be_evaluated_still_get_predictions_and_say_why(handlers, tmp_path, labels, why):
+    path = upload(pd.DataFrame({"text": ["Great film.", "Lovely film."], "label": labels}), tmp_path / "one.csv")
+    out, summary, *figures = handlers.score_file(path)
+    assert len(pd.read_csv(out)) == 2 and figures == [None, None, None]
+    assert "No evaluation:" in summary and why in summary
 
 
 def test_the_app_serves_scoring_through_its_api(live_app, labelled, tmp_path):
