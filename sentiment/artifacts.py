@@ -25,6 +25,7 @@ HISTORY = "history.json"
 FAIRNESS = "fairness.json"
 BEHAVIOUR = "behaviour.json"
 CALIBRATION = "calibration.json"
+ENGINE_INFO = "engine.json"  # the int8 engine's verification (sentiment.engine)
 # One folder per evaluation set: evaluations/<name>/{evaluation.json, metrics.json, predictions.parquet}.
 EVALUATIONS = "evaluations"
 EVALUATION_INFO = "evaluation.json"
@@ -181,7 +182,8 @@ def load_evaluation_set(folder: str | Path, name: str) -> dict[str, Any]:
 
 def load_report(folder: str | Path) -> dict[str, Any]:
     """Everything a folder says about its model: training config and history, calibration, fairness and
-    behavioural reports, and every evaluation set (name -> info, metrics, predictions, cohorts, words)."""
+    behavioural reports, the int8 engine's verification, and every evaluation set
+    (name -> info, metrics, predictions, cohorts, words)."""
     folder = Path(folder)
 
     def optional(name: str) -> Any:
@@ -189,4 +191,5 @@ def load_report(folder: str | Path) -> dict[str, Any]:
 
     return {"training_config": optional(TRAINING_CONFIG), "history": optional(HISTORY),
             "calibration": optional(CALIBRATION), "fairness": optional(FAIRNESS), "behaviour": optional(BEHAVIOUR),
+            "engine": optional(ENGINE_INFO),
             "evaluations": {name: load_evaluation_set(folder, name) for name in evaluation_names(folder)}}

@@ -21,14 +21,13 @@ import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel
 
-from sentiment.artifacts import read_json, sha256_file, write_json
+from sentiment.artifacts import ENGINE_INFO, read_json, sha256_file, write_json
 from sentiment.errors import SentimentError
 from sentiment.text import pad_batch, token_budget_batches
 
 log = logging.getLogger(__name__)
 
 ENGINE_FILE = "model.int8.onnx"
-ENGINE_INFO = "engine.json"
 WEIGHTS = "model.safetensors"
 MAX_ACCURACY_DROP = 0.002  # 0.2 points on the test split, else the engine is not kept
 OPSET = 18

@@ -119,6 +119,13 @@ def model_card_markdown(report: dict) -> str:
         lines.append(f"- **Calibration:** temperature {calibration['temperature']:.3f} fitted on the validation split "
                      f"and folded into the classifier (validation ECE {calibration['before']['ece']:.4f} → "
                      f"{calibration['after']['ece']:.4f})")
+    engine = report.get("engine")
+    if engine is not None:
+        check = (f"accuracy {engine['accuracy']:.4f} on {engine['n']:,} test reviews against the torch model's "
+                 f"{engine['torch_accuracy']:.4f}")
+        verdict = f"kept, {check}; it serves predictions where it is measured faster" if engine["kept"] else \
+            f"not kept, {check}"
+        lines.append(f"- **Int8 engine (ONNX Runtime):** {verdict}")
     return "\n".join(lines) + "\n"
 
 

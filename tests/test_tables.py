@@ -106,6 +106,15 @@ def test_model_card_names_the_temperature_folded_in(report):
     assert "**Calibration:** temperature 1.500" in card and "(validation ECE 0.0800 → 0.0200)" in card
 
 
+def test_model_card_says_whether_the_int8_engine_was_kept(report):
+    assert "Int8 engine" not in tables.model_card_markdown(report)
+    report["engine"] = {"kept": True, "accuracy": 0.9261, "torch_accuracy": 0.9270, "n": 25000}
+    assert "**Int8 engine (ONNX Runtime):** kept, accuracy 0.9261 on 25,000 test reviews against the torch " \
+           "model's 0.9270" in tables.model_card_markdown(report)
+    report["engine"]["kept"] = False
+    assert "not kept, accuracy 0.9261" in tables.model_card_markdown(report)
+
+
 def test_model_card_without_a_training_config_says_so(report):
     """A folder evaluate.py can evaluate but train.py did not write, such as a downloaded model."""
     report["training_config"] = None
