@@ -2,6 +2,8 @@
 
     python train.py --data ../shared/data/imdb             # the full recipe
     python train.py --data ../shared/data/imdb --max-train-samples 256 --max-eval-samples 128 --epochs 1
+    python train.py --stage mlm --data ../shared/data/imdb --output-dir mlm-imdb   # domain-adaptive pre-training
+    python train.py --data ../shared/data/imdb --model mlm-imdb                     # ... then fine-tune from it
     accelerate launch --num_processes 2 train.py --data ../shared/data/imdb   # --batch-size stays the global batch
 
 prepare the data and model -> fit (checkpoints, --resume) -> save the best epoch to a staging folder -> calibrate
@@ -29,6 +31,10 @@ def train(config: TrainConfig) -> Path | None:
     from sentiment.modeling import save_model
     from sentiment.predict import Predictor
 
+    if config.stage == "mlm":
+        from sentiment.pretraining import pretrain
+
+        return pretrain(config)
     started = time.monotonic()
     run = training.prepare(config)
     state = training.fit(run)

@@ -13,6 +13,7 @@ from sentiment.errors import SentimentError
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 TRUNCATIONS = ("head", "tail", "head+tail")
 VALIDATION_GROUPINGS = ("movie", "random")
+STAGES = ("classify", "mlm")
 # Evaluation-set names become folder names under <artifacts>/evaluations/.
 EVALUATION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # Gauss-Legendre steps of the app's explanations. Relative convergence delta on the median test review: 5.1 % with
@@ -46,6 +47,10 @@ DATA_HELP = ("'imdb' (hub dataset stanfordnlp/imdb), a folder of train/test Parq
 class TrainConfig:
     """Everything that decides a fine-tuning run; written next to its artifacts."""
 
+    stage: str = _run("classify", "classify: fine-tune a sentiment classifier; mlm: domain-adaptive masked-language-"
+                                  "model pre-training on the training and unlabelled reviews (never test), whose "
+                                  "--output-dir is then a --model for fine-tuning")
+    mlm_probability: float = _run(0.15, "with --stage mlm, the share of word pieces masked")
     data: str = _run("imdb", DATA_HELP)
     test_data: str | None = _run(None, "separate test file when --data is one file "
                                        "(else 20%% of it is held out as test)")
@@ -110,6 +115,10 @@ class TrainConfig:
         def bad(flag: str, why: str) -> SentimentError:
             return SentimentError(f"{flag_name(flag)}: {why}")
 
+        if self.stage not in STAGES:
+            raise bad("stage", f"must be one of {', '.join(STAGES)}, not {self.stage!r}")
+        if not 0.0 < self.mlm_probability < 1.0:
+            raise bad("mlm_probability", f"must be between 0 and 1, not {self.mlm_probability}")
         if self.validation_grouping not in VALIDATION_GROUPINGS:
             raise bad("validation_grouping", f"must be one of {', '.join(VALIDATION_GROUPINGS)}, "
                                              f"not {self.validation_grouping!r}")
