@@ -26,9 +26,17 @@ from sentiment.errors import SentimentError
 def train(config: TrainConfig) -> Path | None:
     """The whole run; returns the artifacts folder (None in the processes other than the main one)."""
     from sentiment import assess, runtime, training  # heavy imports only once the flags are valid
-    from sentiment.artifacts import HISTORY, TEST_EVALUATION, TRAINING_CONFIG, sha256_file, staged, write_json
+    from sentiment.artifacts import (
+        HISTORY,
+        TEST_EVALUATION,
+        TRAINING_CONFIG,
+        read_json,
+        sha256_file,
+        staged,
+        write_json,
+    )
     from sentiment.data import Labelled
-    from sentiment.modeling import save_model
+    from sentiment.modeling import resolve_model, save_model
     from sentiment.predict import Predictor
 
     if config.stage == "mlm":
@@ -42,8 +50,10 @@ def train(config: TrainConfig) -> Path | None:
         return None
     with staged(config.output_dir) as folder:  # swapped into --output-dir only once all of it is written
         save_model(run.model, run.encoder.tokenizer, folder, runtime.DTYPES[config.save_dtype])
+        origin = Path(resolve_model(config.model)) / TRAINING_CONFIG  # a folder this project trained: its record
         write_json(folder / TRAINING_CONFIG, {
             "config": config.to_dict(), "base_model": config.model,
+            "continued_from": read_json(origin) if origin.is_file() else None,
             "runtime": runtime.describe(run.device, run.precision), "wall_seconds": time.monotonic() - started,
             "sizes": {"train": len(run.train.labels),  # counterfactual copies included
                       "validation": len(run.splits.validation), "test": len(run.splits.test)}})

@@ -84,6 +84,19 @@ def results_markdown(evaluation_set: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _lineage(origin: dict | None) -> str:
+    """', a folder trained from X (3 epochs at 2e-05 on 22,500 reviews), ...' for a run that continued one."""
+    text = ""
+    while origin is not None:
+        config, sizes = origin["config"], origin.get("sizes", {})
+        stage = "pre-trained as a masked LM" if origin.get("stage") == "mlm" else "fine-tuned"
+        text += (f"; that folder was {stage} from {_md(config['model'])} ({config['epochs']} epoch"
+                 f"{'' if config['epochs'] == 1 else 's'} at {config['learning_rate']:g} on {sizes.get('train', 0):,} "
+                 f"texts)")
+        origin = origin.get("continued_from")
+    return text
+
+
 def model_card_markdown(report: dict) -> str:
     """A short model card from a folder's report (see artifacts.load_report): base model, data, recipe, runtime."""
     resolved, history = report["training_config"], report["history"]
@@ -93,7 +106,7 @@ def model_card_markdown(report: dict) -> str:
     lines = ["### Model card", ""]
     base = model_name(resolved["base_model"])
     source = f" (from {_md(base)})" if base != config["model"] else ""
-    lines.append(f"- **Base model:** {_md(config['model'])}{source}")
+    lines.append(f"- **Base model:** {_md(config['model'])}{source}{_lineage(resolved.get('continued_from'))}")
     data = _md(config["data"]) + (f", test from {_md(config['test_data'])}" if config.get("test_data") else "")
     grouping = config.get("validation_grouping", "random")
     lines.append(f"- **Data:** {data}; {sizes['train']:,} train / {sizes['validation']:,} validation "

@@ -106,6 +106,14 @@ def test_model_card_names_the_temperature_folded_in(report):
     assert "**Calibration:** temperature 1.500" in card and "(validation ECE 0.0800 → 0.0200)" in card
 
 
+def test_model_card_follows_a_run_that_continued_a_trained_folder(report):
+    first = report["training_config"]
+    report["training_config"] = {**first, "config": {**first["config"], "model": "artifacts"},
+                                 "base_model": "artifacts", "continued_from": first}
+    card = tables.model_card_markdown(report)
+    assert f"**Base model:** `artifacts`; that folder was fine-tuned from `{first['config']['model']}` (" in card
+
+
 def test_model_card_says_whether_the_int8_engine_was_kept(report):
     assert "Int8 engine" not in tables.model_card_markdown(report)
     report["engine"] = {"kept": True, "accuracy": 0.9261, "torch_accuracy": 0.9270, "n": 25000}
