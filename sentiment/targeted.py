@@ -37,7 +37,7 @@ NOUNS = ("score", "editing", "casting", "finale", "premise", "sequel", "villain"
          "supporting role", "whole thing", "picture", "show", "production", "central performance", "effects work")
 
 _POLARITY = {**{w: 1 for w in POSITIVE}, **{w: 0 for w in NEGATIVE}}
-_ADVERB = r"(?:(?:very|really|so|quite|truly|pretty|rather|extremely|genuinely|just|too)\s+)?"
+_ADVERB = r"(?:(?:very|really|so|quite|truly|pretty|rather|extremely|genuinely|too)\s+)?"
 _COPULA = re.compile(r"\b(was|is|were|are)\s+(" + _ADVERB + r")(" + "|".join(_POLARITY) + r")\b", re.IGNORECASE)
 _CONTRACTED = {"was": "wasn't", "is": "isn't", "were": "weren't", "are": "aren't"}
 _POOL_WORD = re.compile(r"\b(?:" + "|".join(_POLARITY) + r")\b", re.IGNORECASE)
@@ -48,59 +48,87 @@ _NEGATORS = re.compile(r"\b(not|no|never|n't|nothing|hardly|neither|nor|without|
 FRAMES = ("I would not say that {}", "I can't honestly claim that {}", "Nobody could convince me that {}",
           "It would be wrong to say that {}", "I refuse to believe that {}")
 
-TEMPLATES: tuple[tuple[str, str], ...] = (  # (template, whose polarity gives the label: "p" positive-word slot)
-    # negation: {p}/{q} are positive/negative words, the label is the negated polarity
-    ("The {n} was never {p}.", "neg"), ("Nothing about the {n} was {p}.", "neg"),
-    ("I would never call the {n} {p}.", "neg"), ("The {n} was by no means {p}.", "neg"),
-    ("The {n} was never {q}.", "pos"), ("Nothing about the {n} was {q}.", "pos"),
-    ("I would never call the {n} {q}.", "pos"), ("The {n} was by no means {q}.", "pos"),
-    ("Far from {q}, the {n} kept me hooked.", "pos"), ("Far from {p}, the {n} left me cold.", "neg"),
+# (template, label, its minimal pair with the other label or None). {p}/{q}: a positive/negative word. Every
+# negation comes with its affirmative twin, filled with the same words: without the twins, "a negative word in a
+# short sentence" alone would predict "positive" in the training data, and the model learns that shortcut.
+TEMPLATES: tuple[tuple[str, str, str | None], ...] = (
+    # negation
+    ("The {n} was never {p}.", "neg", "The {n} was always {p}."),
+    ("Nothing about the {n} was {p}.", "neg", "Everything about the {n} was {p}."),
+    ("I would never call the {n} {p}.", "neg", "I would happily call the {n} {p}."),
+    ("The {n} was by no means {p}.", "neg", "The {n} was in every way {p}."),
+    ("The {n} was never {q}.", "pos", "The {n} was always {q}."),
+    ("Nothing about the {n} was {q}.", "pos", "Everything about the {n} was {q}."),
+    ("I would never call the {n} {q}.", "pos", "I would honestly call the {n} {q}."),
+    ("The {n} was by no means {q}.", "pos", "The {n} was in every way {q}."),
+    ("Far from {q}, the {n} kept me hooked.", "pos", None), ("Far from {p}, the {n} left me cold.", "neg", None),
     # negation with material in between
-    ("I cannot honestly claim the {n}, for all its ambition, was {p}.", "neg"),
-    ("Nobody could say that the {n}, despite the marketing, is {q}.", "pos"),
-    ("I wouldn't say that, even with its budget, the {n} is {p}.", "neg"),
-    ("I wouldn't say that, whatever you may have read, the {n} is {q}.", "pos"),
+    ("I cannot honestly claim the {n}, for all its ambition, was {p}.", "neg",
+     "I can honestly say the {n}, for all its ambition, was {p}."),
+    ("Nobody could say that the {n}, despite the marketing, is {q}.", "pos",
+     "Anybody could see that the {n}, despite the marketing, is {q}."),
+    ("I wouldn't say that, even with its budget, the {n} is {p}.", "neg",
+     "I would say that, even with its budget, the {n} is {p}."),
+    ("I wouldn't say that, whatever you may have read, the {n} is {q}.", "pos",
+     "I would say that, whatever you may have read, the {n} is {q}."),
     # contrast: the clause that carries the verdict decides
-    ("Although the {n} is {q}, the {n2} is {p}.", "pos"), ("Although the {n} is {p}, the {n2} is {q}.", "neg"),
-    ("Though the {n} was {p}, the film is {q} overall.", "neg"),
-    ("The {n} was {q}; still, I found the whole thing {p}.", "pos"),
-    ("The {n} is {p}, however the {n2} is {q} and that sinks it.", "neg"),
-    ("Sure, the {n} is {q}, yet the film as a whole is {p}.", "pos"),
+    ("Although the {n} is {q}, the {n2} is {p}.", "pos", "Although the {n} is {p}, the {n2} is {q}."),
+    ("Though the {n} was {p}, the film is {q} overall.", "neg", "Though the {n} was {q}, the film is {p} overall."),
+    ("The {n} was {q}; still, I found the whole thing {p}.", "pos",
+     "The {n} was {p}; still, I found the whole thing {q}."),
+    ("The {n} is {p}, however the {n2} is {q} and that sinks it.", "neg", None),
+    ("Sure, the {n} is {q}, yet the film as a whole is {p}.", "pos",
+     "Sure, the {n} is {p}, yet the film as a whole is {q}."),
     # temporal: the present verdict wins
-    ("I once thought the {n} was {q}; today I see it as {p}.", "pos"),
-    ("Years ago I found it {p}, but these days it feels {q}.", "neg"),
-    ("My first viewing left me thinking it was {q}. Watching it again, it is {p}.", "pos"),
-    ("I used to find the {n} {p}, and today I consider it {q}.", "neg"),
+    ("I once thought the {n} was {q}; today I see it as {p}.", "pos",
+     "I once thought the {n} was {p}; today I see it as {q}."),
+    ("Years ago I found it {p}, but these days it feels {q}.", "neg",
+     "Years ago I found it {q}, but these days it feels {p}."),
+    ("My first viewing left me thinking it was {q}. Watching it again, it is {p}.", "pos", None),
+    ("I used to find the {n} {p}, and today I consider it {q}.", "neg",
+     "I used to find the {n} {q}, and today I consider it {p}."),
     # semantic roles: the author's opinion, not others'
-    ("Reviewers called the {n} {q}; to me it was {p}.", "pos"),
-    ("My sister thought it was {p}. Personally, I found it {q}.", "neg"),
-    ("Some viewers may find the {n} {q}, but I thought it was {p}.", "pos"),
-    ("The critics raved that it was {p}, yet I found the {n} {q}.", "neg"),
+    ("Reviewers called the {n} {q}; to me it was {p}.", "pos", "Reviewers called the {n} {p}; to me it was {q}."),
+    ("My sister thought it was {p}. Personally, I found it {q}.", "neg",
+     "My sister thought it was {q}. Personally, I found it {p}."),
+    ("Some viewers may find the {n} {q}, but I thought it was {p}.", "pos", None),
+    ("The critics raved that it was {p}, yet I found the {n} {q}.", "neg", None),
     # questions answered
-    ("Did I find the {n} {p}? No.", "neg"), ("Was the {n} {p}? Not really.", "neg"),
-    ("Is the {n} {q}? No, not in the slightest.", "pos"), ("Did the {n} feel {q}? Never.", "pos"),
-    ("Was the {n} {p}? Definitely.", "pos"), ("Is the {n} {q}? Sadly, yes.", "neg"),
+    ("Did I find the {n} {p}? No.", "neg", "Did I find the {n} {p}? Yes."),
+    ("Was the {n} {p}? Not really.", "neg", "Was the {n} {p}? Very much so."),
+    ("Is the {n} {q}? No, not in the slightest.", "pos", "Is the {n} {q}? Sadly, yes."),
+    ("Did the {n} feel {q}? Never.", "pos", "Did the {n} feel {q}? Always."),
 )
 IDENTITY_TEMPLATES = ("As {X}, I found the {n} {a}.", "The {n}, which follows {X} in a small town, is {a}.",
                       "I watched it with {X}, and the {n} was {a}.")
 
 
-def _fill(rng: random.Random, template: str, adjective: str | None = None) -> str:
+def _values(rng: random.Random, adjective: str | None = None) -> dict[str, str]:
     nouns = rng.sample(NOUNS, 2)
-    text = template.format(n=nouns[0], n2=nouns[1], p=rng.choice(POSITIVE), q=rng.choice(NEGATIVE),
-                           a=adjective or "", X="{X}")
+    return {"n": nouns[0], "n2": nouns[1], "p": rng.choice(POSITIVE), "q": rng.choice(NEGATIVE), "a": adjective or "",
+            "X": "{X}"}
+
+
+def _fill(template: str, values: dict[str, str]) -> str:
+    text = template.format(**values)
     return text[0].upper() + text[1:]
 
 
 def templated(rng: random.Random, count: int) -> list[tuple[str, int]]:
-    """`count` sentences: about five in six from the capability templates, the rest mentioning identity terms (a
-    filled template once for every group of a category, all with the same label)."""
-    out = [(_fill(rng, template), int(label == "pos"))
-           for template, label in (rng.choice(TEMPLATES) for _ in range(count - count // 6))]
+    """`count` sentences: about five in six from the capability templates (each with its minimal pair where it
+    has one, filled with the same words), the rest mentioning identity terms (a filled template once for every
+    group of a category, all with the same label)."""
+    out: list[tuple[str, int]] = []
+    while len(out) < count - count // 6:
+        template, label, twin = rng.choice(TEMPLATES)
+        values = _values(rng)
+        out.append((_fill(template, values), int(label == "pos")))
+        if twin is not None:
+            out.append((_fill(twin, values), int(label != "pos")))
     while len(out) < count:
         category, label = rng.choice(CATEGORIES), rng.randrange(2)
         adjective = rng.choice(POSITIVE if label else NEGATIVE)
-        text = _fill(rng, rng.choice(IDENTITY_TEMPLATES), adjective)
+        text = _fill(rng.choice(IDENTITY_TEMPLATES), _values(rng, adjective))
         out += [(text.replace("{X}", phrase), label) for phrase in category.phrases]
     return out[:count]
 
@@ -112,8 +140,9 @@ def _negate(match: re.Match, rng: random.Random) -> str:
 
 
 def mine(texts: Sequence[str], labels: Sequence[int], rng: random.Random, count: int) -> list[tuple[str, int]]:
-    """About `count` sentences from training reviews (a third each as they are, negated, framed): one clause, one
-    sentiment word of the pools after a copula, agreeing with its review's label, no negation or contrast."""
+    """At most `count` sentences from training reviews, each as it is and negated (a minimal pair), every other one
+    also inside a negating frame: one clause, one sentiment word of the pools after a copula, agreeing with its
+    review's label, no negation or contrast."""
     found = []
     for text, label in zip(texts, labels, strict=True):
         for sentence in _SENTENCE.split(text):
@@ -127,15 +156,14 @@ def mine(texts: Sequence[str], labels: Sequence[int], rng: random.Random, count:
                 found.append((sentence, match, int(label)))
     rng.shuffle(found)
     out = []
-    for i, (sentence, match, label) in enumerate(found[:count]):
-        if i % 3 == 0:
-            out.append((sentence, label))
-        elif i % 3 == 1:
-            out.append((sentence[:match.start()] + _negate(match, rng) + sentence[match.end():], 1 - label))
-        else:
+    for i, (sentence, match, label) in enumerate(found):
+        if len(out) >= count:
+            break
+        out += [(sentence, label), (sentence[:match.start()] + _negate(match, rng) + sentence[match.end():], 1 - label)]
+        if i % 2:
             clause = sentence if sentence.startswith("I ") else sentence[0].lower() + sentence[1:]
             out.append((rng.choice(FRAMES).format(clause[:-1] + "."), 1 - label))
-    return out
+    return out[:count]
 
 
 def targeted_sentences(texts: Sequence[str], labels: Sequence[int], count: int,
