@@ -75,7 +75,12 @@ def export_int8(model: PreTrainedModel, path: Path) -> None:
         optimized = optimize_model(str(exported), model_type="bert", num_heads=config.num_attention_heads,
                                    hidden_size=config.hidden_size)
         optimized.save_model_to_file(str(fused))
-        quantize_dynamic(fused, path, weight_type=QuantType.QInt8, per_channel=True)
+        previous = logging.root.manager.disable
+        logging.disable(logging.INFO)  # the quantiser logs a line per tensor to the root logger
+        try:
+            quantize_dynamic(fused, path, weight_type=QuantType.QInt8, per_channel=True)
+        finally:
+            logging.disable(previous)
 
 
 class Int8Engine:
