@@ -25,7 +25,10 @@ from sentiment.text import Encoder, pad_batch, token_budget_batches
 log = logging.getLogger(__name__)
 
 PRECISION_CHOICES = (*runtime.PRECISIONS, "int8")  # int8: the folder's verified ONNX Runtime engine
-ENGINE_MIN_SPEEDUP = 1.1  # under "auto" the int8 engine serves only where a probe measures it clearly faster
+ENGINE_MIN_SPEEDUP = 1.1
+# The int8 engine's batches: one long review each. On an AMD EPYC (2 cores) it ran 39.0 reviews/s at 512 padded
+# tokens per batch against 28.4 at 4,096 and 17.1 at 16,384 (bench/inference_throughput.py, docs/performance.md).
+ENGINE_TOKENS_PER_BATCH = 512  # under "auto" the int8 engine serves only where a probe measures it clearly faster
 MAX_TEXT_CHARS = 100_000  # ~20x the longest IMDB review; beyond it tokenising alone would stall a small server
 
 
@@ -167,7 +170,8 @@ class Predictor:
         with self.lock:
             if self.engine is not None:
                 try:
-                    return self.engine.logits(sequences, self.encoder.pad_token_id, self.tokens_per_batch,
+                    return self.engine.logits(sequences, self.encoder.pad_token_id,
+                                              min(self.tokens_per_batch, ENGINE_TOKENS_PER_BATCH),
                                               self.pad_to_multiple_of, progress=progress)
                 except Exception as err:  # an engine that breaks at run time: torch from now on, never a crash
                     log.warning("int8 engine failed (%s: %s); using torch from now on", type(err).__name__, err)
