@@ -130,7 +130,7 @@ class Predictor:
 
     def engine_is_faster(self, engine: Int8Engine, lengths: Sequence[int] = (64, 256), repeats: int = 3) -> bool:
         """Whether `engine` beats the torch model by ENGINE_MIN_SPEEDUP on one review of each length (best of
-        `repeats` after a warm-up, summed over lengths); about a quarter of a second on a CPU. A probe that fails
+        `repeats` after a warm-up, summed over lengths); about a third of a second on a CPU. A probe that fails
         means torch."""
         def seconds(run) -> float:
             total = 0.0
