@@ -81,7 +81,7 @@ def train(config: TrainConfig) -> Path | None:
 def int8_engine_into(folder: Path, predictor, test, torch_accuracy: float, config: TrainConfig) -> None:
     """The int8 engine of the trained model, where it can be built; a failure costs the engine, never the run."""
     from sentiment import assess
-    from sentiment.engine import missing_packages
+    from sentiment.engine import ENGINE_FILE, ENGINE_INFO, missing_packages
 
     log = logging.getLogger(__name__)
     if predictor.device.type != "cpu" or missing_packages():
@@ -92,7 +92,7 @@ def int8_engine_into(folder: Path, predictor, test, torch_accuracy: float, confi
         assess.engine_into(folder, predictor, test, torch_accuracy, progress=config.progress)
     except Exception as err:  # the model and its evaluation are worth more than the engine
         log.warning("int8 engine not built (%s: %s); build it later with evaluate.py --int8", type(err).__name__, err)
-        for name in ("model.int8.onnx", "engine.json"):
+        for name in (ENGINE_FILE, ENGINE_INFO):
             (folder / name).unlink(missing_ok=True)
 
 

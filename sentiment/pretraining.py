@@ -30,11 +30,11 @@ from sentiment.errors import SentimentError
 from sentiment.modeling import load_tokenizer, resolve_model
 from sentiment.sources import read_table, split_file
 from sentiment.text import length_grouped_batches
+from sentiment.training import LOG_SECONDS, build_optimizer
 
 log = logging.getLogger(__name__)
 
 HELD_OUT = 500  # reviews kept out of pre-training to report masked-token loss and accuracy after each epoch
-LOG_SECONDS = 120
 
 
 def mlm_texts(config: TrainConfig) -> tuple[list[str], list[str]]:
@@ -88,8 +88,6 @@ def held_out_score(model: PreTrainedModel, collator, ids: list[list[int]], confi
 
 def pretrain(config: TrainConfig) -> Path:
     """The whole stage; returns the output folder."""
-    from sentiment.training import build_optimizer  # the same AdamW groups and schedule as fine-tuning
-
     started = time.monotonic()
     device = runtime.resolve_device(config.device)
     runtime.set_threads(config.num_threads)
