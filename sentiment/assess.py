@@ -36,7 +36,7 @@ from sentiment.explain import Explainer
 from sentiment.fairness import fairness_report
 from sentiment.mislead import misleading_words
 from sentiment.modeling import load_for_update, save_model
-from sentiment.predict import Predictor
+from sentiment.predict import TORCH_TOKENS_PER_BATCH, Predictor
 from sentiment.runtime import DTYPES
 from sentiment.sources import review_key
 
@@ -114,7 +114,7 @@ def calibrate_into(folder: Path, validation: pd.DataFrame, save_dtype: str, prec
 
 
 def store_evaluation(artifacts: str | Path, name: str, data: Labelled, data_argument: str, split: str | None,
-                     device: str = "auto", precision: str = "auto", tokens_per_batch: int = 16384,
+                     device: str = "auto", precision: str = "auto", tokens_per_batch: int = TORCH_TOKENS_PER_BATCH,
                      progress: bool = False, text_column: str | None = None, explain_mistakes: int = 0) -> dict:
     """evaluate.py: evaluate a complete folder (manifest checked) and add the set to it atomically; the same name
     again replaces it, and a failed run leaves the folder as it was."""

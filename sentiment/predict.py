@@ -29,6 +29,9 @@ ENGINE_MIN_SPEEDUP = 1.1
 # The int8 engine's batches: one long review each. On an AMD EPYC (2 cores) it ran 39.0 reviews/s at 512 padded
 # tokens per batch against 28.4 at 4,096 and 17.1 at 16,384 (bench/inference_throughput.py, docs/performance.md).
 ENGINE_TOKENS_PER_BATCH = 512  # under "auto" the int8 engine serves only where a probe measures it clearly faster
+# The torch engine's batches. bf16 on 2 cores ran 24.3 reviews/s at 4,096 padded tokens against 18.2 at 16,384 on
+# an AMD EPYC, and 37.4 against 31.8 on an AMX Xeon (bench/inference_throughput.py, docs/performance.md).
+TORCH_TOKENS_PER_BATCH = 4096
 MAX_TEXT_CHARS = 100_000  # ~20x the longest IMDB review; beyond it tokenising alone would stall a small server
 
 
@@ -51,7 +54,7 @@ def check_text(text: object) -> str:
 
 @torch.inference_mode()
 def batched_logits(model: PreTrainedModel, sequences: Sequence[Sequence[int]], pad_token_id: int,
-                   device: torch.device, tokens_per_batch: int = 16384, pad_to_multiple_of: int = 16,
+                   device: torch.device, tokens_per_batch: int = TORCH_TOKENS_PER_BATCH, pad_to_multiple_of: int = 16,
                    precision: str = "fp32", progress: bool = False) -> np.ndarray:
     """Logits (n, num_labels) as float32 in the input order, from length-sorted token-budget batches.
 
@@ -80,7 +83,7 @@ class Predictor:
     """A classifier and its encoder, with batched, length-sorted inference."""
 
     def __init__(self, model: PreTrainedModel, encoder: Encoder, device: str | torch.device = "auto",
-                 precision: str = "auto", tokens_per_batch: int = 16384, pad_to_multiple_of: int = 16,
+                 precision: str = "auto", tokens_per_batch: int = TORCH_TOKENS_PER_BATCH, pad_to_multiple_of: int = 16,
                  engine: Int8Engine | None = None) -> None:
         self.device = device if isinstance(device, torch.device) else runtime.resolve_device(device)
         # The torch model's precision (explanations always run on it); `engine` answers predictions when given.

@@ -41,7 +41,7 @@ _ADVERB = r"(?:(?:very|really|so|quite|truly|pretty|rather|extremely|genuinely|t
 _COPULA = re.compile(r"\b(was|is|were|are)\s+(" + _ADVERB + r")(" + "|".join(_POLARITY) + r")\b", re.IGNORECASE)
 _CONTRACTED = {"was": "wasn't", "is": "isn't", "were": "weren't", "are": "aren't"}
 _POOL_WORD = re.compile(r"\b(?:" + "|".join(_POLARITY) + r")\b", re.IGNORECASE)
-_SENTENCE = re.compile(r"(?<=[.!?])\s+|<br\s*/?>", re.IGNORECASE)
+SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+|<br\s*/?>", re.IGNORECASE)
 _CLAUSES = re.compile(r"[,;:()]|--")  # one clause only: negating one of several would mislabel the sentence
 _NEGATORS = re.compile(r"\b(not|no|never|n't|nothing|hardly|neither|nor|without|but|though|although)\b|n't",
                        re.IGNORECASE)
@@ -145,7 +145,7 @@ def mine(texts: Sequence[str], labels: Sequence[int], rng: random.Random, count:
     review's label, no negation or contrast."""
     found = []
     for text, label in zip(texts, labels, strict=True):
-        for sentence in _SENTENCE.split(text):
+        for sentence in SENTENCE_BREAK.split(text):
             sentence = sentence.strip()
             words = len(sentence.split())
             if not 4 <= words <= 18 or sentence[-1:] not in ".!" or _NEGATORS.search(sentence) \

@@ -26,6 +26,7 @@ from sentiment.artifacts import check_writable
 from sentiment.augment import counterfactual_copies
 from sentiment.checkpoint import TrainState
 from sentiment.config import TrainConfig
+from sentiment.crops import sentence_crops, teacher_folder
 from sentiment.data import Splits, config_splits
 from sentiment.errors import SentimentError
 from sentiment.modeling import load_base_classifier, load_tokenizer, resolve_model
@@ -78,8 +79,9 @@ def build_optimizer(model: torch.nn.Module, config: TrainConfig, total_steps: in
 
 
 def augment(train: pd.DataFrame, config: TrainConfig) -> pd.DataFrame:
-    """Training reviews plus counterfactual copies (identity terms swapped, same label) and targeted sentences
-    for weak behavioural capabilities, both built from the training reviews only, never validation or test."""
+    """Training reviews plus counterfactual copies (identity terms swapped, same label), targeted sentences for
+    weak behavioural capabilities and teacher-checked sentence crops, all built from the training reviews only,
+    never validation or test."""
     texts, labels, extra = train["text"].tolist(), train["labels"].tolist(), []
     if config.counterfactual_augmentation:
         extra = counterfactual_copies(texts, labels, config.counterfactual_augmentation, config.seed)
@@ -87,6 +89,10 @@ def augment(train: pd.DataFrame, config: TrainConfig) -> pd.DataFrame:
                  len(train))
     if config.targeted_augmentation:
         extra += targeted_sentences(texts, labels, config.targeted_augmentation, config.seed)
+    if config.sentence_crops:
+        teacher = teacher_folder(config.crop_teacher, config.model)
+        extra += sentence_crops(texts, labels, config.sentence_crops, teacher, config.seed, device=config.device,
+                                precision=config.precision)
     return pd.concat([train, pd.DataFrame(extra, columns=["text", "labels"])], ignore_index=True) if extra else train
 
 

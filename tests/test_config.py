@@ -28,6 +28,7 @@ BAD_VALUES = [
     ("hidden_dropout", 1.0, "--hidden-dropout"),
     ("save_dtype", "int8", "--save-dtype"),
     ("fairness_max_reviews", 0, "--fairness-max-reviews"),
+    ("sentence_crops", -1, "--sentence-crops"),
 ]
 
 
@@ -77,3 +78,4 @@ def test_flags_parse_into_typed_fields():
     assert (config.epochs, config.learning_rate, config.progress, config.max_steps, config.test_data) == \
         (2, 3e-5, False, 7, "t.csv")
     assert config.max_train_samples is None
+

@@ -1,0 +1,85 @@
+"""Sentence crops: short passages cut from training reviews, for training on short texts.
+
+A review's label is the label of its whole text; one of its sentences may be plot summary, or the one complaint in
+a positive review. So a crop keeps its review's label only where a trained teacher model (the folder training
+continues from, or another one) reads the crop alone as that label with high confidence. The crops then teach
+plain short statements of both polarities, which a continued fine-tune on long reviews and templated sentences
+would otherwise let the model forget (the second-stage candidate 2b lost 6-9 points on short review sentences).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Sequence
+from pathlib import Path
+
+from sentiment.artifacts import MANIFEST
+from sentiment.errors import SentimentError
+from sentiment.modeling import resolve_model
+from sentiment.targeted import SENTENCE_BREAK
+
+log = logging.getLogger(__name__)
+
+MIN_WORDS, MAX_WORDS, MAX_SENTENCES, MAX_ROUNDS = 4, 60, 3, 8
+CANDIDATES_PER_CROP = 3  # crops cut per crop wanted: the teacher keeps about half, and each label gets count / 2
+
+
+def cut(texts: Sequence[str], labels: Sequence[int], rng: random.Random, count: int) -> list[tuple[str, int]]:
+    """At most `count` distinct crops, each 1 to 3 consecutive sentences of one review (4 to 60 words) with the
+    review's label: one per review in random order, then another round while more are wanted (at most
+    `MAX_ROUNDS`); the same for a seed."""
+    split = [[s.strip() for s in SENTENCE_BREAK.split(text) if s and s.strip()] for text in texts]
+    order = [i for i in range(len(texts)) if split[i]]
+    seen: set[str] = set()
+    out: list[tuple[str, int]] = []
+    for _ in range(MAX_ROUNDS):
+        rng.shuffle(order)
+        for i in order:
+            if len(out) >= count:
+                return out
+            start = rng.randrange(len(split[i]))
+            crop = " ".join(split[i][start:start + rng.randint(1, MAX_SENTENCES)])
+            if MIN_WORDS <= len(crop.split()) <= MAX_WORDS and crop not in seen:
+                seen.add(crop)
+                out.append((crop, int(labels[i])))
+    return out
+
+
+def teacher_folder(teacher: str | None, model: str) -> Path:
+    """The folder whose model labels the crops: `teacher`, else `model` when it is a folder this project trained."""
+    folder = Path(resolve_model(teacher or model)).expanduser()
+    if not (folder / MANIFEST).is_file():
+        raise SentimentError(f"sentence crops need a trained model to check their labels, and {folder} is not a "
+                             f"folder this project trained (no {MANIFEST}); give one with --crop-teacher, for "
+                             f"example --crop-teacher artifacts")
+    return folder
+
+
+def sentence_crops(texts: Sequence[str], labels: Sequence[int], count: int, teacher: str | Path, seed: int = 0,
+                   confidence: float = 0.9, device: str = "auto", precision: str = "auto") -> list[tuple[str, int]]:
+    """About `count` crops of (`texts`, `labels`), half of each label, each one the teacher gives its review's label
+    with probability at least `confidence`. Give only training reviews: nothing of validation or test may reach
+    training."""
+    from sentiment.predict import Predictor
+
+    if count < 1:
+        raise SentimentError(f"sentence crops need a positive number of crops, not {count}")
+    if not 0.5 <= confidence < 1.0:
+        raise SentimentError(f"the teacher's confidence for sentence crops must be in [0.5, 1), not {confidence}")
+    candidates = cut(texts, labels, random.Random(seed), CANDIDATES_PER_CROP * count)
+    predictor = Predictor.from_artifacts(teacher, device=device, precision=precision)
+    probabilities = predictor.predict_proba([text for text, _ in candidates])
+    kept: dict[int, list[tuple[str, int]]] = {0: [], 1: []}
+    for (text, label), p in zip(candidates, probabilities, strict=True):
+        if p[label] >= confidence:
+            kept[label].append((text, label))
+    per_label = min(count // 2, len(kept[0]), len(kept[1]))
+    out = kept[0][:per_label] + kept[1][:per_label]
+    random.Random(seed + 1).shuffle(out)
+    log.info("sentence crops: %d kept of %d cut (%d negative and %d positive agreed with the teacher %s at p >= %.2f)",
+             len(out), len(candidates), len(kept[0]), len(kept[1]), teacher, confidence)
+    if per_label < count // 2:
+        log.warning("sentence crops: %d wanted, only %d balanced ones found; give more training reviews or a lower "
+                    "count", count, len(out))
+    return out

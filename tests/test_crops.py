@@ -1,0 +1,82 @@
+"""Sentence crops: cut from training reviews, kept only where the teacher agrees, balanced, seeded, wired into
+training with a clear error when there is no teacher."""
+
+import random
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sentiment import crops
+from sentiment.config import TrainConfig
+from sentiment.errors import SentimentError
+from sentiment.predict import Predictor
+from sentiment.training import augment
+
+REVIEWS = [f"Sentence one of review {i} is here. Sentence two of it follows now! And a third one ends it."
+           for i in range(40)]
+LABELS = [i % 2 for i in range(40)]
+
+
+class Teacher:
+    """Agrees with the label of reviews whose number is a multiple of 4, or 5; disagrees elsewhere."""
+
+    def predict_proba(self, texts):
+        out = []
+        for text in texts:
+            number = int(text.split("review ")[1].split()[0]) if "review " in text else -1
+            label = number % 2 if number >= 0 else 0
+            agrees = number >= 0 and (number % 4 == 0 or number % 5 == 0)
+            p_label = 0.95 if agrees else 0.3
+            out.append([1 - p_label, p_label] if label == 1 else [p_label, 1 - p_label])
+        return np.array(out)
+
+
+@pytest.fixture
+def teacher(monkeypatch):
+    monkeypatch.setattr(Predictor, "from_artifacts", classmethod(lambda cls, *a, **k: Teacher()))
+    return "teacher-folder"
+
+
+def test_crops_are_consecutive_sentences_of_one_review_with_its_label():
+    out = crops.cut(REVIEWS, LABELS, random.Random(0), 100)
+    assert len(out) == len({text for text, _ in out}) <= 100  # distinct; these reviews have 6 crops each
+    for text, _ in out:
+        assert any(text in review for review in REVIEWS)
+        assert crops.MIN_WORDS <= len(text.split()) <= crops.MAX_WORDS
+    assert {label for _, label in out} == {0, 1}
+    assert crops.cut(REVIEWS, LABELS, random.Random(0), 100) == out
+
+
+def test_only_crops_the_teacher_agrees_with_are_kept_half_of_each_label(teacher):
+    out = crops.sentence_crops([r.replace("Sentence two of it", f"Sentence two of review {i}")
+                                for i, r in enumerate(REVIEWS)], LABELS, 100, teacher, seed=0)
+    kept = Teacher().predict_proba([text for text, _ in out])
+    assert all(p[label] >= 0.9 for p, (_, label) in zip(kept, out, strict=True))
+    labels = [label for _, label in out]
+    assert labels.count(0) == labels.count(1) > 0
+
+
+def test_crop_counts_and_confidence_are_checked(teacher):
+    with pytest.raises(SentimentError, match="positive number"):
+        crops.sentence_crops(REVIEWS, LABELS, 0, teacher)
+    with pytest.raises(SentimentError, match="confidence"):
+        crops.sentence_crops(REVIEWS, LABELS, 10, teacher, confidence=1.0)
+
+
+def test_training_without_a_trained_teacher_says_which_flag_to_give(tmp_path):
+    train = pd.DataFrame({"text": REVIEWS, "labels": LABELS})
+    with pytest.raises(SentimentError, match="--crop-teacher"):
+        augment(train, TrainConfig(sentence_crops=10, model=str(tmp_path)))
+
+
+def test_training_adds_teacher_checked_crops_from_the_model_it_continues(tiny_artifacts):
+    train = pd.DataFrame({"text": REVIEWS, "labels": LABELS})
+    out = augment(train, TrainConfig(sentence_crops=20, model=str(tiny_artifacts), precision="fp32"))
+    assert out.iloc[:40].equals(train)
+    predictor = Predictor.from_artifacts(tiny_artifacts, precision="fp32")
+    added = out.iloc[40:]
+    if len(added):  # the tiny model is barely trained: it may be confident about none of them
+        p = predictor.predict_proba(added["text"].tolist())
+        assert (p[np.arange(len(added)), added["labels"].to_numpy()] >= 0.9).all()
+    assert set(added["text"]) <= {text for text, _ in crops.cut(REVIEWS, LABELS, random.Random(42), 60)}
