@@ -91,8 +91,9 @@ def augment(train: pd.DataFrame, config: TrainConfig) -> pd.DataFrame:
         extra += targeted_sentences(texts, labels, config.targeted_augmentation, config.seed)
     if config.sentence_crops:
         teacher = teacher_folder(config.crop_teacher, config.model)
+        # fp32, not the fastest engine of this machine: a run resumed elsewhere must train on the same crops
         extra += sentence_crops(texts, labels, config.sentence_crops, teacher, config.seed, device=config.device,
-                                precision=config.precision)
+                                precision="fp32")
     return pd.concat([train, pd.DataFrame(extra, columns=["text", "labels"])], ignore_index=True) if extra else train
 
 
