@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from sentiment.cohorts import FUNCTION_WORDS, cohort_features
+from sentiment.cohorts import cohort_features, stored_misleading_words
 from sentiment.dashboard import HEIGHT, TEMPLATE
 
 OVERALL_COLOR, BAR_COLOR, SMALL_COLOR = "grey", "#d62728", "#f4a6a6"
@@ -85,8 +85,7 @@ def misleading_words_figure(report: dict | None, top: int = 20) -> go.Figure:
     title = "Words that mislead"
     if report is None or not report["words"]:
         return _empty(title, "no explained mistakes stored for this set (evaluate.py --explain-mistakes N)")
-    words = pd.DataFrame(report["words"])
-    words = words[~words["word"].isin(FUNCTION_WORDS)].head(top).iloc[::-1]  # largest at the top of the chart
+    words = stored_misleading_words(report).head(top).iloc[::-1]  # largest at the top of the chart
     fig = go.Figure(go.Bar(
         x=words["total attribution"], y=words["word"], orientation="h", marker_color=BAR_COLOR,
         customdata=np.column_stack([words["mistakes"], words["misled"], words["mean attribution"]]),

@@ -24,11 +24,13 @@ MARKERS = {
     "scare quotes": re.compile(r"[\"“'‘]\s?[A-Za-z][\w\s-]{0,25}?[\"”'’](?!\w)"),
 }
 # Function words add up large totals only because they are everywhere; scikit-learn's English stop words are left
-# out, except those that carry negation, contrast or degree, which do mislead (the "t" of "didn't" included).
-KEPT_STOP_WORDS = frozenset({"not", "no", "never", "nothing", "nor", "neither", "none", "nobody", "cannot", "t",
+# out, except those that carry negation, contrast or degree, which do mislead ("didn't" is one word of the
+# explanations, and no stop word). So is the "br" left of IMDB's <br /> markup.
+KEPT_STOP_WORDS = frozenset({"not", "no", "never", "nothing", "nor", "neither", "none", "nobody", "cannot",
                              "but", "however", "although", "though", "yet", "only", "too", "very", "least", "less",
                              "enough", "well"})
-FUNCTION_WORDS = frozenset(ENGLISH_STOP_WORDS) - KEPT_STOP_WORDS
+FUNCTION_WORDS = (frozenset(ENGLISH_STOP_WORDS) - KEPT_STOP_WORDS) | {"br"}
+MISLEADING_COLUMNS = ["word", "mistakes", "misled", "mean attribution", "total attribution"]
 LENGTH_EDGES = (0, 128, 256, 512, 1024, np.inf)  # word pieces, [CLS] and [SEP] included
 CONFIDENCE_EDGES = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
 SMALL = 30  # cohorts with fewer rows are marked: their interval is wide and their rank unreliable
@@ -86,3 +88,10 @@ def cohort_table(predictions: pd.DataFrame) -> pd.DataFrame:
     table = pd.DataFrame(rows, columns=["feature", "cohort", "n", "errors", "error rate", "ci low", "ci high", "lift",
                                         "small"])
     return table.sort_values(["lift", "n"], ascending=[False, False], kind="stable").reset_index(drop=True)
+
+
+def stored_misleading_words(report: dict | None) -> pd.DataFrame:
+    """A stored misleading_words.json's words as a table, most misleading first, without function words and markup
+    (reports written before those were left out still hold them)."""
+    words = pd.DataFrame(report["words"] if report else [], columns=MISLEADING_COLUMNS)
+    return words[~words["word"].isin(FUNCTION_WORDS)].reset_index(drop=True)

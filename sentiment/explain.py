@@ -44,13 +44,37 @@ class Explanation:
         return [w for w in reversed(ranked) if w[1] > 0][:k], [w for w in ranked if w[1] < 0][:k]
 
 
+APOSTROPHES = ("'", "\u2019")
+
+
+def join_contractions(text: str, offsets: list[tuple[int, int]], word_ids: list[int | None]) -> list[int | None]:
+    """Word ids with contractions made one word: BERT's pre-tokenizer cuts "didn't" into didn ' t, and a lone "t"
+    tells a reader (or the error analysis, which adds attributions up per word) nothing. An apostrophe that touches
+    a letter on both sides joins its neighbours into the word on its left."""
+    spans: dict[int, list[int]] = {}
+    for word, (start, end) in zip(word_ids, offsets, strict=True):
+        if word is not None and end > start:
+            span = spans.setdefault(word, [start, end])
+            span[0], span[1] = min(span[0], start), max(span[1], end)
+    order = sorted(spans, key=lambda w: spans[w][0])
+    parent = {word: word for word in order}
+    for left, mark, right in zip(order, order[1:], order[2:], strict=False):
+        (_, left_end), (mark_start, mark_end), (right_start, _) = spans[left], spans[mark], spans[right]
+        if (text[mark_start:mark_end] in APOSTROPHES and left_end == mark_start and mark_end == right_start
+                and text[left_end - 1].isalpha() and text[right_start].isalpha()):
+            parent[mark] = parent[right] = parent[left]
+    return [None if word is None else parent.get(word, word) for word in word_ids]
+
+
 def merge_words(text: str, offsets: list[tuple[int, int]], word_ids: list[int | None], kept: set[int],
                 scores: dict[int, float]) -> tuple[list[tuple[str, float | None]], list[tuple[str, float]]]:
     """Sum word-piece scores per word and cut the text into segments covering all of it.
 
     `offsets`/`word_ids` describe every word piece of `text`; `kept` are the indices the model saw and `scores`
-    their attributions. Words the model did not see, and the gaps between words, get None.
+    their attributions. Words the model did not see, and the gaps between words, get None. Contractions are one
+    word (`join_contractions`).
     """
+    word_ids = join_contractions(text, offsets, word_ids)
     spans: dict[int, list] = {}
     for index, (word, (start, end)) in enumerate(zip(word_ids, offsets, strict=True)):
         if word is None or end <= start:

@@ -12,14 +12,13 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from sentiment.cohorts import FUNCTION_WORDS
+from sentiment.cohorts import FUNCTION_WORDS, MISLEADING_COLUMNS
 from sentiment.explain import Explainer
 
 log = logging.getLogger(__name__)
 
 MIN_REVIEWS = 3  # a word seen in fewer mistakes says more about those reviews than about the model
 TOP_WORDS = 40
-COLUMNS = ["word", "mistakes", "misled", "mean attribution", "total attribution"]
 
 
 def aggregate(explained: Sequence[tuple[list[tuple[str, float]], int]], min_reviews: int = MIN_REVIEWS,
@@ -39,7 +38,7 @@ def aggregate(explained: Sequence[tuple[list[tuple[str, float]], int]], min_revi
             totals[word].append(score)
     rows = [(word, len(scores), int(sum(s > 0 for s in scores)), float(np.mean(scores)), float(np.sum(scores)))
             for word, scores in totals.items() if len(scores) >= min_reviews]
-    table = pd.DataFrame(rows, columns=COLUMNS)
+    table = pd.DataFrame(rows, columns=MISLEADING_COLUMNS)
     table = table[table["total attribution"] > 0]
     return table.sort_values(["total attribution", "word"], ascending=[False, True]).head(top).reset_index(drop=True)
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sentiment.cohorts import FUNCTION_WORDS
+from sentiment.cohorts import stored_misleading_words
 from sentiment.config import ID2LABEL
 from sentiment.errors import SentimentError
 
@@ -228,12 +228,7 @@ def cohort_choice(feature: str, cohort: str) -> str:
 
 def misleading_words_table(report: dict | None) -> pd.DataFrame:
     """The stored words that mislead, rounded for display."""
-    columns = ["word", "mistakes", "misled", "mean attribution", "total attribution"]
-    if report is None:
-        return pd.DataFrame(columns=columns)
-    words = pd.DataFrame(report["words"], columns=columns)
-    words = words[~words["word"].isin(FUNCTION_WORDS)]  # reports written before function words were left out
-    return words.round({"mean attribution": 4, "total attribution": 4}).reset_index(drop=True)
+    return stored_misleading_words(report).round({"mean attribution": 4, "total attribution": 4})
 
 
 def behaviour_table(report: dict) -> pd.DataFrame:

@@ -65,6 +65,17 @@ def test_a_kept_piece_without_a_score_counts_as_zero():
     assert segments[0] == ("Hello", 0.5) and segments[-1] == ("!", 0.0)
 
 
+def test_contractions_are_one_word():
+    # "I didn't!" as I didn ' t !, as BERT's pre-tokenizer cuts it; "rock'n'roll" chains; a quote is not joined.
+    text = "I didn't! 'rock'n'roll'"
+    offsets = [(0, 1), (2, 6), (6, 7), (7, 8), (8, 9), (10, 11), (11, 15), (15, 16), (16, 17), (17, 18), (18, 22),
+               (22, 23)]
+    segments, words = merge_words(text, offsets, list(range(12)), kept=set(range(12)),
+                                  scores={i: float(i) for i in range(12)})
+    assert words == [("I", 0.0), ("didn't", 6.0), ("!", 4.0), ("'", 5.0), ("rock'n'roll", 40.0), ("'", 11.0)]
+    assert joined(segments) == text
+
+
 def test_text_without_word_pieces_is_one_unscored_segment():
     assert merge_words("\u200b", [], [], kept=set(), scores={}) == ([("\u200b", None)], [])
     assert merge_words("", [], [], kept=set(), scores={}) == ([], [])

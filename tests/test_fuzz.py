@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from sentiment.augment import INDEX, WORD, find_terms, perturb
 from sentiment.errors import SentimentError
-from sentiment.explain import merge_words
+from sentiment.explain import join_contractions, merge_words
 from sentiment.lexicon import BY_NAME, CATEGORIES, TARGET_ONLY
 from sentiment.predict import MAX_TEXT_CHARS, Predictor, check_text
 from sentiment.text import Encoder, truncate
@@ -94,7 +94,8 @@ def test_merged_words_cover_the_text_and_every_seen_word(tokenizer, text, budget
     assert "".join(segment for segment, _ in segments) == text
     assert all(segment for segment, _ in segments)
     assert words == [(segment, score) for segment, score in segments if score is not None]
-    assert len(words) == len({word_ids[i] for i in kept})  # every word with a seen piece, once
+    joined = join_contractions(text, encoding["offset_mapping"], word_ids)
+    assert len(words) == len({joined[i] for i in kept})  # every word with a seen piece, once
     assert sum(score for _, score in words) == sum(scores.values())  # no attribution lost
 
 

@@ -52,6 +52,11 @@ def test_function_words_are_left_out_but_negation_and_contrast_are_kept():
     assert set(aggregate(explained, min_reviews=2)["word"]) == {"not", "but"}
 
 
+def test_markup_is_left_out_and_contractions_count_as_words():
+    explained = [([("br", 0.5), ("didn't", 0.4)], 1), ([("BR", 0.6), ("didn't", 0.1)], 1)]
+    assert list(aggregate(explained, min_reviews=2)["word"]) == ["didn't"]
+
+
 def test_reports_stored_with_function_words_show_without_them():
     # Reports written before function words were left out still hold "the": the chart and the table drop it.
     report = {"mistakes_explained": 2, "mistakes": 5, "words": [
