@@ -17,9 +17,29 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from sentiment.config import EvaluateConfig, add_arguments, from_namespace
 from sentiment.errors import SentimentError
+
+
+def check_own_test(config: EvaluateConfig) -> None:
+    """"test" is the training run's own test evaluation (the dashboard shows it as the model's result): it may be
+    recomputed on the same reviews, never replaced by another set under that name."""
+    from sentiment.artifacts import TRAINING_CONFIG, read_json
+
+    path = Path(config.artifacts) / TRAINING_CONFIG
+    if not path.is_file():
+        return
+    stored = read_json(path)["config"]
+    source = stored.get("test_data") or stored.get("data")
+    same = (source is not None and Path(config.data).resolve() == Path(source).resolve()
+            and config.max_samples is None and stored.get("max_eval_samples") is None
+            and (config.split == "test" or stored.get("test_data")))
+    if not same:
+        raise SentimentError(f"--name test holds {config.artifacts}'s own test evaluation, made by train.py on "
+                             f"{source!r}; give this set another --name (for example imdb-test), or pass --data "
+                             f"{source} with the default --split test and no --max-samples to recompute that one")
 
 
 def evaluate(config: EvaluateConfig) -> dict:
@@ -37,6 +57,8 @@ def evaluate(config: EvaluateConfig) -> dict:
     if config.fairness:
         return assess.store_fairness(config.artifacts, config.data, config.fairness_max_reviews, config.seed,
                                      device=config.device, precision=config.precision)
+    if config.name == "test":
+        check_own_test(config)
     data = load_labelled(config.data, config.split, config.text_column, config.label_column, config.label_map,
                          config.max_samples, config.seed)
     return assess.store_evaluation(config.artifacts, config.name, data, config.data, config.split,

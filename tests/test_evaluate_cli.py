@@ -1,0 +1,34 @@
+"""evaluate.py's guard on the name "test": the training run's own test evaluation is recomputed, never replaced."""
+
+from __future__ import annotations
+
+import shutil
+
+import evaluate
+from sentiment.artifacts import read_json, verify_manifest
+
+CPU = ["--precision", "fp32", "--no-progress"]
+
+
+def test_another_set_named_test_is_refused_and_nothing_changes(tiny_artifacts, review_tables, tmp_path, capsys):
+    other = tmp_path / "other.csv"
+    review_tables[0].head(8).to_csv(other, index=False)
+    before = (tiny_artifacts / "evaluations" / "test" / "evaluation.json").read_bytes()
+    assert evaluate.main(["--artifacts", str(tiny_artifacts), "--data", str(other), "--name", "test", *CPU]) == 2
+    error = capsys.readouterr().err
+    assert "own test evaluation" in error and "another --name" in error
+    assert (tiny_artifacts / "evaluations" / "test" / "evaluation.json").read_bytes() == before
+
+
+def test_a_sample_of_the_own_test_split_is_refused_too(tiny_artifacts, small_imdb, capsys):
+    argv = ["--artifacts", str(tiny_artifacts), "--data", str(small_imdb), "--name", "test", "--max-samples", "4"]
+    assert evaluate.main([*argv, *CPU]) == 2
+    assert "no --max-samples" in capsys.readouterr().err
+
+
+def test_the_own_test_split_may_be_recomputed(tiny_artifacts, small_imdb, tmp_path):
+    folder = tmp_path / "artifacts"
+    shutil.copytree(tiny_artifacts, folder)
+    assert evaluate.main(["--artifacts", str(folder), "--data", str(small_imdb), "--name", "test", *CPU]) == 0
+    verify_manifest(folder)
+    assert read_json(folder / "evaluations" / "test" / "evaluation.json")["n"] == 16
