@@ -68,13 +68,14 @@ def main() -> None:
         predictor = Predictor.from_artifacts(args.artifacts, precision=precision)
         seconds, labels[precision] = timed(predictor, texts)
         result["ours"][precision] = {"resolved": predictor.describe()["engine"] + " " + predictor.precision,
+                                     "resolved_single_review": predictor.describe(1)["engine"],
                                      "reviews_per_s": len(texts) / seconds,
                                      "short_review": latency(lambda p=predictor: p.predict(SHORT))}
     result["ours_tokens_per_batch"] = {}
     for precision in ("fp32", "bf16", *(["int8"] if int8 else [])):
         predictor = Predictor.from_artifacts(args.artifacts, precision=precision)
         for budget in (512, 4096, 16384, 65536):  # 512: one review per batch; the torch default is 4096
-            predictor.tokens_per_batch = budget
+            predictor.tokens_per_batch = predictor.engine_tokens_per_batch = budget  # the engine's default is 512
             result["ours_tokens_per_batch"][f"{precision}, {budget}"] = len(texts) / timed(predictor, texts)[0]
     configurations = [("as the folder loads it", None, 16), ("fp32, batch 1", torch.float32, 1),
                       ("fp32, batch 16", torch.float32, 16), ("bf16, batch 1", torch.bfloat16, 1),

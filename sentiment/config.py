@@ -20,6 +20,9 @@ EVALUATION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # the shipped model (12.7 % at 16 steps), 0.9 % median over 12 other reviews; see docs/performance.md.
 DEFAULT_IG_STEPS = 20
 ID2LABEL = {0: "negative", 1: "positive"}
+# The torch engine's inference batches. bf16 on 2 cores ran 24.3 reviews/s at 4,096 padded tokens against 18.2 at
+# 16,384 on an AMD EPYC, and 37.4 against 31.8 on an AMX Xeon (bench/inference_throughput.py, docs/performance.md).
+TORCH_TOKENS_PER_BATCH = 4096
 
 
 def flag_name(field_name: str) -> str:
@@ -79,8 +82,8 @@ class TrainConfig:
     learning_rate: float = _run(2e-5, "peak AdamW learning rate")
     epochs: int = _run(3, "passes over the training data")
     batch_size: int = _run(16, "reviews per training step")
-    eval_tokens_per_batch: int = _opt(4096, "token budget of one inference batch (padded tokens; fastest "
-                                            "measured on CPUs)")
+    eval_tokens_per_batch: int = _opt(TORCH_TOKENS_PER_BATCH, "token budget of one inference batch (padded "
+                                                              "tokens; fastest measured on CPUs)")
     warmup_ratio: float = _run(0.1, "share of steps with linear learning-rate warm-up")
     weight_decay: float = _run(0.01, "AdamW weight decay (not applied to biases and LayerNorm)")
     max_grad_norm: float = _run(1.0, "gradient clipping norm")
@@ -200,7 +203,8 @@ class EvaluateConfig:
     precision: str = _opt("auto", "auto, int8, bf16, fp16 or fp32, as Predictor takes it (auto: the int8 engine "
                                   "where it is measured faster, else bf16 or fp32 for the CPU)")
     num_threads: int | None = _opt(None, "CPU threads (default: all visible cores)")
-    tokens_per_batch: int = _opt(4096, "token budget of one inference batch (padded tokens; fastest measured on CPUs)")
+    tokens_per_batch: int = _opt(TORCH_TOKENS_PER_BATCH, "token budget of one inference batch (padded tokens; fastest "
+                                                           "measured on CPUs)")
     seed: int = _opt(42, "seed of --max-samples and of the fairness probe's sampling")
     progress: bool = _opt(True, "show progress bars")
 

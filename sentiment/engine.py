@@ -112,9 +112,10 @@ def word_embeddings(model: PreTrainedModel) -> np.ndarray:
     return model.get_input_embeddings().weight.detach().float().cpu().numpy()
 
 
-def load_engine(folder: str | Path, model: PreTrainedModel) -> Int8Engine | None:
+def load_engine(folder: str | Path, model: PreTrainedModel, weights_sha256: str | None = None) -> Int8Engine | None:
     """The folder's verified int8 engine, or None with a log line saying why not (no engine, not kept, made from
-    other weights, ONNX Runtime missing, a file that does not load): the caller then stays on torch."""
+    other weights, ONNX Runtime missing, a file that does not load): the caller then stays on torch.
+    `weights_sha256`: the weights' hash where the caller has just verified it (the manifest's), else it is hashed."""
     folder = Path(folder)
     if not (folder / ENGINE_INFO).is_file():
         return None
@@ -123,7 +124,7 @@ def load_engine(folder: str | Path, model: PreTrainedModel) -> Int8Engine | None
         if not info.get("kept"):
             log.info("int8 engine of %s was not kept (%s); using torch", folder, info.get("reason"))
             return None
-        if info.get("weights_sha256") != sha256_file(folder / WEIGHTS):
+        if info.get("weights_sha256") != (weights_sha256 or sha256_file(folder / WEIGHTS)):
             log.warning("int8 engine of %s was made from other weights than %s; using torch", folder, WEIGHTS)
             return None
         if not onnxruntime_available():

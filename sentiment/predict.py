@@ -16,8 +16,8 @@ from transformers import AutoModelForSequenceClassification, PreTrainedModel
 
 from sentiment import runtime
 from sentiment.artifacts import TRAINING_CONFIG, read_json, verify_manifest
-from sentiment.config import ID2LABEL
-from sentiment.engine import ENGINE_INFO, Int8Engine, load_engine
+from sentiment.config import ID2LABEL, TORCH_TOKENS_PER_BATCH
+from sentiment.engine import ENGINE_INFO, WEIGHTS, Int8Engine, load_engine
 from sentiment.errors import SentimentError
 from sentiment.modeling import load_tokenizer
 from sentiment.text import Encoder, pad_batch, token_budget_batches
@@ -29,9 +29,11 @@ ENGINE_MIN_SPEEDUP = 1.1
 # The int8 engine's batches: one long review each. On an AMD EPYC (2 cores) it ran 39.0 reviews/s at 512 padded
 # tokens per batch against 28.4 at 4,096 and 17.1 at 16,384 (bench/inference_throughput.py, docs/performance.md).
 ENGINE_TOKENS_PER_BATCH = 512  # under "auto" the int8 engine serves only where a probe measures it clearly faster
-# The torch engine's batches. bf16 on 2 cores ran 24.3 reviews/s at 4,096 padded tokens against 18.2 at 16,384 on
-# an AMD EPYC, and 37.4 against 31.8 on an AMX Xeon (bench/inference_throughput.py, docs/performance.md).
-TORCH_TOKENS_PER_BATCH = 4096
+# Under "auto" each kind of request gets the engine its probe measures faster: on an AMX Xeon the int8 engine won a
+# single review (the live page) but torch bf16 won bulk work, 37.4 against 25.4 reviews/s (docs/performance.md).
+# The probes: (lengths, reviews per call, timed calls after a warm-up) for one review, and for a batch of
+# median-length reviews (which torch runs as one batch and the engine, at 512 tokens per batch, as two).
+PROBES = {"single": ((64, 256), 1, 3), "bulk": ((256,), 4, 2)}
 MAX_TEXT_CHARS = 100_000  # ~20x the longest IMDB review; beyond it tokenising alone would stall a small server
 
 
@@ -89,6 +91,7 @@ class Predictor:
         # The torch model's precision (explanations always run on it); `engine` answers predictions when given.
         self.precision = runtime.resolve_precision("auto" if precision == "int8" else precision, self.device)
         self.engine = engine
+        self.engine_serves = set(PROBES)  # the kinds of request the engine answers, where there is one
         # Whole-model weights in the serving dtype beat autocast at inference: no per-call weight conversion.
         # from_artifacts loads them in that dtype already, so this moves nothing there.
         self.model = model.to(device=self.device, dtype=runtime.DTYPES[self.precision]).eval()
@@ -96,7 +99,8 @@ class Predictor:
         # Captum's hooks on the embedding layer would also catch a prediction running beside an explanation.
         self.lock = threading.RLock()
         self.encoder = encoder
-        self.tokens_per_batch = tokens_per_batch
+        self.tokens_per_batch = tokens_per_batch  # the torch model's inference batches
+        self.engine_tokens_per_batch = ENGINE_TOKENS_PER_BATCH
         self.pad_to_multiple_of = pad_to_multiple_of
 
     @classmethod
@@ -104,16 +108,18 @@ class Predictor:
                        verify: bool = True) -> Predictor:
         """Load a folder written by train.py, after checking its manifest; truncation as in training.
 
-        `precision`: "auto" (bf16 or fp32 for this CPU, and the folder's int8 engine where a probe measures it
-        faster), "int8" (the engine whenever it loads), or a torch precision ("bf16", "fp16", "fp32")."""
+        `precision`: "auto" (bf16 or fp32 for this CPU, and the folder's int8 engine for each kind of request,
+        one review or bulk, where a probe measures it faster: `PROBES`), "int8" (the engine whenever it loads), or a
+        torch precision ("bf16", "fp16", "fp32")."""
         path = Path(path)
         if precision not in PRECISION_CHOICES:
             raise SentimentError(f"--precision must be one of {', '.join(PRECISION_CHOICES)}, not {precision!r}")
         if precision == "int8" and not (path / ENGINE_INFO).is_file():
             raise SentimentError(f"{path}: no int8 engine here; build one with python evaluate.py --artifacts "
                                  f"{path} --int8, or use --precision auto")
+        weights_sha256 = None
         if verify:
-            verify_manifest(path)
+            weights_sha256 = verify_manifest(path)["files"].get(WEIGHTS, {}).get("sha256")
         elif not (path / "config.json").is_file():
             raise SentimentError(f"{path}: no trained model here; run train.py or pass the artifacts folder")
         config = read_json(path / TRAINING_CONFIG)["config"] if (path / TRAINING_CONFIG).is_file() else {}
@@ -126,19 +132,25 @@ class Predictor:
                           truncation=config.get("truncation", "head+tail"), head_ratio=config.get("head_ratio", 0.25))
         predictor = cls(model, encoder, device=resolved_device, precision=precision)
         if precision in ("auto", "int8") and resolved_device.type == "cpu":
-            engine = load_engine(path, predictor.model)
-            if engine is not None and (precision == "int8" or predictor.engine_is_faster(engine)):
-                predictor.engine = engine
+            engine = load_engine(path, predictor.model, weights_sha256)
+            if engine is not None:
+                serves = set(PROBES) if precision == "int8" else \
+                    {kind for kind, (lengths, rows, repeats) in PROBES.items()
+                     if predictor.engine_is_faster(engine, lengths, repeats, rows)}
+                if serves:
+                    predictor.engine, predictor.engine_serves = engine, serves
         return predictor
 
-    def engine_is_faster(self, engine: Int8Engine, lengths: Sequence[int] = (64, 256), repeats: int = 3) -> bool:
-        """Whether `engine` beats the torch model by ENGINE_MIN_SPEEDUP on one review of each length (best of
-        `repeats` after a warm-up, summed over lengths); about a third of a second on a CPU. A probe that fails
+    def engine_is_faster(self, engine: Int8Engine, lengths: Sequence[int] = (64, 256), repeats: int = 3,
+                         rows: int = 1) -> bool:
+        """Whether `engine` beats the torch model by ENGINE_MIN_SPEEDUP on `rows` reviews of each length, each
+        engine batched as it serves (best of `repeats` after a warm-up, summed over lengths). The single-review probe
+        took about a third of a second on 2 cores; the bulk probe's cost is not measured yet. A probe that fails
         means torch."""
         def seconds(run) -> float:
             total = 0.0
             for n in lengths:
-                ids = [[self.encoder.tokenizer.cls_token_id or 0] * n]
+                ids = [[self.encoder.tokenizer.cls_token_id or 0] * n] * rows
                 times = []
                 for _ in range(repeats + 1):
                     start = time.perf_counter()
@@ -149,20 +161,31 @@ class Predictor:
 
         try:
             torch_s = seconds(lambda ids: self._torch_logits(ids))
-            engine_s = seconds(lambda ids: engine.logits(ids, self.encoder.pad_token_id))
+            engine_s = seconds(lambda ids: self._engine_logits(engine, ids))
         except Exception as err:  # the probe is an optimisation, never worth failing a load over
             log.warning("int8 engine probe failed (%s: %s); using torch", type(err).__name__, err)
             return False
         faster = torch_s >= ENGINE_MIN_SPEEDUP * engine_s
-        log.info("int8 engine probe: torch %s %.1f ms, int8 %.1f ms -> %s", self.precision, 1e3 * torch_s,
-                 1e3 * engine_s, "int8" if faster else "torch")
+        log.info("int8 engine probe, %d review(s) of %s tokens: torch %s %.1f ms, int8 %.1f ms -> %s", rows,
+                 "/".join(map(str, lengths)), self.precision, 1e3 * torch_s, 1e3 * engine_s,
+                 "int8" if faster else "torch")
         return faster
 
-    def describe(self) -> dict:
-        """What serves the predictions, for the records of an evaluation."""
-        engine = {"engine": "onnxruntime int8", "onnxruntime": self.engine.version} if self.engine else \
+    def serves(self, n: int) -> Int8Engine | None:
+        """The engine that answers a request of `n` reviews, or None for torch."""
+        return self.engine if self.engine is not None and ("single" if n == 1 else "bulk") in self.engine_serves \
+            else None
+
+    def describe(self, n: int = 2) -> dict:
+        """What serves a request of `n` reviews (by default bulk work), for the records of an evaluation."""
+        engine = {"engine": "onnxruntime int8", "onnxruntime": self.engine.version} if self.serves(n) else \
             {"engine": "torch"}
         return {**engine, **runtime.describe(self.device, self.precision)}
+
+    def _engine_logits(self, engine: Int8Engine, sequences: Sequence[Sequence[int]],
+                       progress: bool = False) -> np.ndarray:
+        return engine.logits(sequences, self.encoder.pad_token_id, self.engine_tokens_per_batch,
+                             self.pad_to_multiple_of, progress=progress)
 
     def _torch_logits(self, sequences: Sequence[Sequence[int]], progress: bool = False) -> np.ndarray:
         return batched_logits(self.model, sequences, self.encoder.pad_token_id, self.device, self.tokens_per_batch,
@@ -171,11 +194,10 @@ class Predictor:
     def logits_encoded(self, sequences: Sequence[Sequence[int]], progress: bool = False) -> np.ndarray:
         """Logits (n, 2) for already-encoded inputs, in their original order."""
         with self.lock:
-            if self.engine is not None:
+            engine = self.serves(len(sequences))
+            if engine is not None:
                 try:
-                    return self.engine.logits(sequences, self.encoder.pad_token_id,
-                                              min(self.tokens_per_batch, ENGINE_TOKENS_PER_BATCH),
-                                              self.pad_to_multiple_of, progress=progress)
+                    return self._engine_logits(engine, sequences, progress=progress)
                 except Exception as err:  # an engine that breaks at run time: torch from now on, never a crash
                     log.warning("int8 engine failed (%s: %s); using torch from now on", type(err).__name__, err)
                     self.engine = None
