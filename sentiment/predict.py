@@ -17,7 +17,7 @@ from transformers import AutoModelForSequenceClassification, PreTrainedModel
 from sentiment import runtime
 from sentiment.artifacts import TRAINING_CONFIG, read_json, verify_manifest
 from sentiment.config import ID2LABEL, TORCH_TOKENS_PER_BATCH
-from sentiment.engine import ENGINE_INFO, WEIGHTS, Int8Engine, load_engine
+from sentiment.engine import ENGINE_FILE, ENGINE_INFO, WEIGHTS, Int8Engine, load_engine
 from sentiment.errors import SentimentError
 from sentiment.modeling import load_tokenizer
 from sentiment.text import Encoder, pad_batch, token_budget_batches
@@ -34,6 +34,7 @@ ENGINE_TOKENS_PER_BATCH = 512  # under "auto" the int8 engine serves only where 
 # The probes: (lengths, reviews per call, timed calls after a warm-up) for one review, and for a batch of
 # median-length reviews (which torch runs as one batch and the engine, at 512 tokens per batch, as two).
 PROBES = {"single": ((64, 256), 1, 3), "bulk": ((256,), 4, 2)}
+ENGINE_PROBE_FILE = "engine_probes.json"  # in runtime.cache_folder(): the probes' times, per CPU model and files
 MAX_TEXT_CHARS = 100_000  # ~20x the longest IMDB review; beyond it tokenising alone would stall a small server
 
 
@@ -117,9 +118,9 @@ class Predictor:
         if precision == "int8" and not (path / ENGINE_INFO).is_file():
             raise SentimentError(f"{path}: no int8 engine here; build one with python evaluate.py --artifacts "
                                  f"{path} --int8, or use --precision auto")
-        weights_sha256 = None
+        files = {}
         if verify:
-            weights_sha256 = verify_manifest(path)["files"].get(WEIGHTS, {}).get("sha256")
+            files = verify_manifest(path)["files"]
         elif not (path / "config.json").is_file():
             raise SentimentError(f"{path}: no trained model here; run train.py or pass the artifacts folder")
         config = read_json(path / TRAINING_CONFIG)["config"] if (path / TRAINING_CONFIG).is_file() else {}
@@ -132,21 +133,20 @@ class Predictor:
                           truncation=config.get("truncation", "head+tail"), head_ratio=config.get("head_ratio", 0.25))
         predictor = cls(model, encoder, device=resolved_device, precision=precision)
         if precision in ("auto", "int8") and resolved_device.type == "cpu":
-            engine = load_engine(path, predictor.model, weights_sha256)
+            engine = load_engine(path, predictor.model, files.get(WEIGHTS, {}).get("sha256"))
             if engine is not None:
                 serves = set(PROBES) if precision == "int8" else \
                     {kind for kind, (lengths, rows, repeats) in PROBES.items()
-                     if predictor.engine_is_faster(engine, lengths, repeats, rows)}
+                     if predictor.engine_is_faster(engine, lengths, repeats, rows,
+                                                   cache_key=predictor.engine_probe_key(engine, kind, files))}
                 if serves:
                     predictor.engine, predictor.engine_serves = engine, serves
         return predictor
 
-    def engine_is_faster(self, engine: Int8Engine, lengths: Sequence[int] = (64, 256), repeats: int = 3,
-                         rows: int = 1) -> bool:
-        """Whether `engine` beats the torch model by ENGINE_MIN_SPEEDUP on `rows` reviews of each length, each
-        engine batched as it serves (best of `repeats` after a warm-up, summed over lengths). On 2 cores of an AMX
-        Xeon the single-review probe took about a third of a second and the bulk probe 0.67 s. A probe that fails
-        means torch."""
+    def engine_probe_seconds(self, engine: Int8Engine, lengths: Sequence[int] = (64, 256), repeats: int = 3,
+                             rows: int = 1) -> tuple[float, float]:
+        """Seconds of the torch model and of `engine` on `rows` reviews of each length, each engine batched as it
+        serves (best of `repeats` after a warm-up, summed over lengths)."""
         def seconds(run) -> float:
             total = 0.0
             for n in lengths:
@@ -159,17 +159,45 @@ class Predictor:
                 total += min(times[1:])
             return total
 
-        try:
-            torch_s = seconds(lambda ids: self._torch_logits(ids))
-            engine_s = seconds(lambda ids: self._engine_logits(engine, ids))
-        except Exception as err:  # the probe is an optimisation, never worth failing a load over
-            log.warning("int8 engine probe failed (%s: %s); using torch", type(err).__name__, err)
-            return False
+        return seconds(lambda ids: self._torch_logits(ids)), seconds(lambda ids: self._engine_logits(engine, ids))
+
+    def engine_is_faster(self, engine: Int8Engine, lengths: Sequence[int] = (64, 256), repeats: int = 3,
+                         rows: int = 1, cache_key: str | None = None) -> bool:
+        """Whether `engine` beats the torch model by ENGINE_MIN_SPEEDUP in `engine_probe_seconds`. On 2 cores of an
+        AMX Xeon the single-review probe took about a third of a second and the bulk probe 0.67 s, so with a
+        `cache_key` the times are kept in the probe cache (`runtime.cache_folder()`) and the next load on the same
+        CPU, threads, versions and files reads them instead. A probe that fails means torch, and is not kept."""
+        folder = runtime.cache_folder() if cache_key else None
+        path = folder / ENGINE_PROBE_FILE if folder is not None else None
+        stored = runtime.read_probe_cache(path).get(cache_key)
+        if isinstance(stored, list) and len(stored) == 2 and all(isinstance(s, float) and s > 0 for s in stored):
+            (torch_s, engine_s), source = stored, f"kept in {path}"
+        else:
+            try:
+                torch_s, engine_s = self.engine_probe_seconds(engine, lengths, repeats, rows)
+            except Exception as err:  # the probe is an optimisation, never worth failing a load over
+                log.warning("int8 engine probe failed (%s: %s); using torch", type(err).__name__, err)
+                return False
+            source = "measured"
+            if cache_key:
+                runtime.store_probe_result(path, cache_key, [torch_s, engine_s])
         faster = torch_s >= ENGINE_MIN_SPEEDUP * engine_s
-        log.info("int8 engine probe, %d review(s) of %s tokens: torch %s %.1f ms, int8 %.1f ms -> %s", rows,
-                 "/".join(map(str, lengths)), self.precision, 1e3 * torch_s, 1e3 * engine_s,
+        log.info("int8 engine probe (%s), %d review(s) of %s tokens: torch %s %.1f ms, int8 %.1f ms -> %s", source,
+                 rows, "/".join(map(str, lengths)), self.precision, 1e3 * torch_s, 1e3 * engine_s,
                  "int8" if faster else "torch")
         return faster
+
+    def engine_probe_key(self, engine: Int8Engine, kind: str, files: dict) -> str | None:
+        """What an engine probe's result depends on: CPU model, threads, versions, precision, the probe and the
+        two weight files (by the manifest's hashes); None without those hashes (nothing is then kept)."""
+        hashes = {name: files.get(name, {}).get("sha256") for name in (WEIGHTS, ENGINE_FILE)}
+        if not all(hashes.values()):
+            return None
+        lengths, rows, repeats = PROBES[kind]
+        return " | ".join([runtime.cpu_model_name(), f"{torch.get_num_threads()} threads",
+                           f"torch {torch.__version__} {self.precision}", f"onnxruntime {engine.version}",
+                           f"{kind}: {rows} x {'/'.join(map(str, lengths))} tokens",
+                           *(f"{name} {digest[:16]}" for name, digest in hashes.items())])
 
     def serves(self, n: int) -> Int8Engine | None:
         """The engine that answers a request of `n` reviews, or None for torch."""

@@ -83,29 +83,50 @@ def probe_cpu_precision(rows: int = 256, repeats: int = 5) -> str:
     return choice
 
 
+def cache_folder() -> Path | None:
+    """Where probe results are kept between runs: $SENTIMENT_CACHE_DIR, else `sentiment` in the user's cache folder
+    ($XDG_CACHE_HOME, else ~/.cache). SENTIMENT_CACHE_DIR="" keeps them for the process only."""
+    folder = os.environ.get("SENTIMENT_CACHE_DIR")
+    if folder is not None:
+        return Path(folder) if folder else None
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sentiment"
+
+
+def read_probe_cache(path: Path | None) -> dict:
+    """A probe cache file's {key: result}; empty where there is none or it is corrupt (then probed again)."""
+    try:
+        return dict(json.loads(path.read_text(encoding="utf-8"))) if path is not None else {}
+    except (OSError, ValueError, TypeError):
+        return {}
+
+
+def store_probe_result(path: Path | None, key: str, result: object) -> None:
+    """Add `key: result` to a probe cache file, written atomically; a read-only folder costs a probe per run."""
+    if path is None:
+        return
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")  # then renamed atomically: no one reads half a file
+        tmp.write_text(json.dumps({**read_probe_cache(path), key: result}, indent=1, sort_keys=True),
+                       encoding="utf-8")
+        tmp.replace(path)
+
+
 @cache  # per process: probe (or warn) at most once per CPU and cache folder
 def probed_cpu_precision(model_name: str, cache_dir: Path | None) -> str:
     """The probe's answer for this CPU model and torch version, kept in `cache_dir`'s JSON file between runs
     (None: this process only). A probe that fails means fp32, for this process only."""
     key = f"{model_name} | torch {torch.__version__}"
     path = cache_dir / PROBE_CACHE_FILE if cache_dir is not None else None
-    try:
-        stored = dict(json.loads(path.read_text(encoding="utf-8"))) if path is not None else {}
-    except (OSError, ValueError, TypeError):  # missing or corrupt: probe again and rewrite it
-        stored = {}
-    if stored.get(key) in ("bf16", "fp32"):
-        return stored[key]
+    stored = read_probe_cache(path).get(key)
+    if stored in ("bf16", "fp32"):
+        return stored
     try:
         choice = probe_cpu_precision()
     except Exception as err:  # the probe is an optimisation, never worth failing a run over
         log.warning("bf16 probe failed on %s (%s: %s); using fp32", model_name, type(err).__name__, err)
         return "fp32"
-    if path is not None:
-        with contextlib.suppress(OSError):  # a read-only cache folder costs one short probe per run, no more
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")  # then renamed atomically: no one reads half a file
-            tmp.write_text(json.dumps({**stored, key: choice}, indent=1, sort_keys=True), encoding="utf-8")
-            tmp.replace(path)
+    store_probe_result(path, key, choice)
     return choice
 
 
@@ -124,7 +145,8 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 def resolve_precision(precision: str, device: torch.device, cache_dir: Path | None = None) -> str:
     """'auto' is bf16 where the hardware computes it fast (Ampere+ GPUs, CPUs with native bf16 or where the probe
-    says so), else fp16 on GPUs, fp32 on CPUs. `cache_dir` keeps the probe's answer between runs."""
+    says so), else fp16 on GPUs, fp32 on CPUs. `cache_dir` keeps the probe's answer between runs (None: the
+    default `cache_folder()`)."""
     if precision not in PRECISIONS:
         raise SentimentError(f"--precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
     if precision != "auto":
@@ -133,7 +155,7 @@ def resolve_precision(precision: str, device: torch.device, cache_dir: Path | No
         return "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp16"
     support = cpu_bf16_support()
     if support == "unclear":
-        return probed_cpu_precision(cpu_model_name(), cache_dir)
+        return probed_cpu_precision(cpu_model_name(), cache_dir if cache_dir is not None else cache_folder())
     return "bf16" if support == "native" else "fp32"
 
 

@@ -18,6 +18,8 @@ import pytest
 # Set before transformers/datasets are imported, since both read them once at import.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+# Probe results are kept for the process only, never in the user's cache folder (tests of the cache set their own).
+os.environ["SENTIMENT_CACHE_DIR"] = ""
 
 REPO = Path(__file__).resolve().parents[1]
 # Written by tests/fixtures/make_reviews.py (its docstring says how to regenerate it): columns text, label, rating

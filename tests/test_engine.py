@@ -1,5 +1,6 @@
 """The int8 ONNX Runtime engine: export and verification, the choice under "auto", and every fallback to torch."""
 
+import json
 import logging
 import shutil
 
@@ -8,10 +9,11 @@ import pytest
 
 import evaluate
 from sentiment import engine as engine_module
+from sentiment import runtime
 from sentiment.artifacts import read_json, verify_manifest, write_json
 from sentiment.engine import ENGINE_FILE, ENGINE_INFO, build_engine, load_engine
 from sentiment.errors import SentimentError
-from sentiment.predict import Predictor
+from sentiment.predict import ENGINE_PROBE_FILE, Predictor
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
@@ -69,7 +71,7 @@ def test_auto_chooses_the_engine_per_kind_of_request(int8_artifacts, monkeypatch
     if not read_json(int8_artifacts / ENGINE_INFO)["kept"]:
         pytest.skip("no kept engine to choose")
     monkeypatch.setattr(Predictor, "engine_is_faster",
-                        lambda self, engine, lengths, repeats, rows: single_wins if rows == 1 else bulk_wins)
+                        lambda self, engine, lengths, repeats, rows, **kw: single_wins if rows == 1 else bulk_wins)
     predictor = Predictor.from_artifacts(int8_artifacts, device="cpu", precision="auto")
     assert (predictor.serves(1) is not None) == single_wins and (predictor.serves(16) is not None) == bulk_wins
     assert predictor.describe()["engine"] == ("onnxruntime int8" if bulk_wins else "torch")
@@ -89,6 +91,66 @@ def test_the_probe_compares_measured_times(int8_artifacts, monkeypatch):
     assert predictor.engine_is_faster(fake, lengths=(16,), repeats=1, rows=4) in (True, False)
     broken = type("Engine", (), {"logits": lambda self, ids, *a, **k: 1 / 0})()
     assert predictor.engine_is_faster(broken, lengths=(16,), repeats=1) is False
+
+
+@pytest.fixture
+def probe_times(monkeypatch, tmp_path):
+    """The engine probes answer int8 faster for one review and torch for a batch; `calls` lists their rows."""
+    monkeypatch.setenv("SENTIMENT_CACHE_DIR", str(tmp_path / "cache"))
+    calls = []
+
+    def fake(self, engine, lengths, repeats, rows):
+        calls.append(rows)
+        if isinstance(fake.error, Exception):
+            raise fake.error
+        return (0.002, 0.001) if rows == 1 else (0.001, 0.002)
+
+    fake.error = None
+    monkeypatch.setattr(Predictor, "engine_probe_seconds", fake)
+    fake.calls, fake.file = calls, tmp_path / "cache" / ENGINE_PROBE_FILE
+    return fake
+
+
+def test_the_probes_times_are_kept_per_cpu_and_files_so_a_restart_probes_nothing(int8_artifacts, probe_times,
+                                                                                  monkeypatch, caplog):
+    if not read_json(int8_artifacts / ENGINE_INFO)["kept"]:
+        pytest.skip("no kept engine to choose")
+    first = Predictor.from_artifacts(int8_artifacts, device="cpu", precision="auto")
+    assert probe_times.calls == [1, 4] and first.serves(1) is not None and first.serves(8) is None
+    stored = json.loads(probe_times.file.read_text())
+    assert len(stored) == 2 and all(runtime.cpu_model_name() in key and "model.int8.onnx" in key for key in stored)
+
+    with caplog.at_level(logging.INFO, logger="sentiment.predict"):  # a restart reads them and measures nothing
+        second = Predictor.from_artifacts(int8_artifacts, device="cpu", precision="auto")
+    assert probe_times.calls == [1, 4] and second.serves(1) is not None and second.serves(8) is None
+    assert sum(f"kept in {probe_times.file}" in r.getMessage() for r in caplog.records) == 2
+
+    monkeypatch.setattr(runtime, "cpu_model_name", lambda cpuinfo=None: "Another CPU")  # measured for itself
+    Predictor.from_artifacts(int8_artifacts, device="cpu", precision="auto")
+    assert probe_times.calls == [1, 4, 1, 4] and len(json.loads(probe_times.file.read_text())) == 4
+
+
+def test_a_failed_probe_is_not_kept_and_a_corrupt_cache_is_measured_again(int8_artifacts, probe_times):
+    if not read_json(int8_artifacts / ENGINE_INFO)["kept"]:
+        pytest.skip("no kept engine to choose")
+    probe_times.error = RuntimeError("no cores left")
+    assert Predictor.from_artifacts(int8_artifacts, device="cpu", precision="auto").engine is None
+    assert not probe_times.file.exists()  # a failure is not a measurement: the next load tries again
+
+    probe_times.error = None
+    probe_times.file.parent.mkdir(parents=True)
+    probe_times.file.write_text("{half a file")
+    assert Predictor.from_artifacts(int8_artifacts, device="cpu", precision="auto").serves(1) is not None
+    assert probe_times.calls == [1, 4, 1, 4] and len(json.loads(probe_times.file.read_text())) == 2
+
+
+def test_without_a_cache_folder_or_a_manifest_nothing_is_kept(int8_artifacts, probe_times, monkeypatch):
+    if not read_json(int8_artifacts / ENGINE_INFO)["kept"]:
+        pytest.skip("no kept engine to choose")
+    Predictor.from_artifacts(int8_artifacts, device="cpu", precision="auto", verify=False)  # no hashes, no key
+    monkeypatch.setenv("SENTIMENT_CACHE_DIR", "")
+    Predictor.from_artifacts(int8_artifacts, device="cpu", precision="auto")
+    assert probe_times.calls == [1, 4, 1, 4] and not probe_times.file.parent.exists()
 
 
 @pytest.mark.parametrize("damage", ["corrupt", "other weights", "no onnxruntime"])
