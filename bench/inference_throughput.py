@@ -5,8 +5,9 @@ token budget per batch swept for the torch and int8 engines.
 
     python bench/inference_throughput.py [--artifacts artifacts] [--data ../shared/data/imdb] [--reviews 300]
 
-Prints JSON: reviews/s of each, the best pipeline configuration and our ratio to it, whether "auto" is within 10 %
-of the fastest of our own choices, label agreement with the pipeline, and p50/p95 latency of one short review.
+Prints JSON: reviews/s of each (the best of two passes), the best pipeline configuration and our ratio to it, how
+close "auto" comes to the fastest of our own choices (for bulk work and for one short review), label agreement with
+the pipeline, and p50/p95 latency of one short review.
 """
 
 from __future__ import annotations
@@ -40,12 +41,16 @@ def latency(fn, repeats: int = 30) -> dict:
     return {"p50_s": statistics.median(seconds), "p95_s": float(np.percentile(seconds, 95))}
 
 
-def timed(predictor: Predictor, texts: list[str]) -> tuple[float, list[str]]:
-    """Seconds to predict `texts` after a warm-up (the first shapes pay kernel set-up), and the labels."""
+def timed(predictor: Predictor, texts: list[str], repeats: int = 2) -> tuple[float, list[str]]:
+    """Seconds to predict `texts` after a warm-up (the first shapes pay kernel set-up), the best of `repeats` (the
+    least disturbed on a shared machine), and the labels."""
     predictor.predict(texts[:8])
-    start = time.perf_counter()
-    results = predictor.predict(texts)
-    return time.perf_counter() - start, [r["label"] for r in results]
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        results = predictor.predict(texts)
+        seconds.append(time.perf_counter() - start)
+    return min(seconds), [r["label"] for r in results]
 
 
 def main() -> None:
@@ -84,9 +89,11 @@ def main() -> None:
         pipe = pipeline("text-classification", model=args.artifacts, device="cpu",
                         **({"dtype": dtype} if dtype is not None else {}))
         pipe(texts[:8], truncation=True, max_length=512, batch_size=batch_size)
-        start = time.perf_counter()
-        out = pipe(texts, truncation=True, max_length=512, batch_size=batch_size)
-        seconds = time.perf_counter() - start
+        seconds = float("inf")
+        for _ in range(2):  # the best of two, as for ours
+            start = time.perf_counter()
+            out = pipe(texts, truncation=True, max_length=512, batch_size=batch_size)
+            seconds = min(seconds, time.perf_counter() - start)
         result["pipeline"][name] = {"dtype": str(pipe.model.dtype), "batch_size": batch_size,
                                     "reviews_per_s": len(texts) / seconds,
                                     "label_agreement_with_ours": float(np.mean(
@@ -98,6 +105,12 @@ def main() -> None:
     result["speedup_over_best_pipeline"] = result["ours"]["auto"]["reviews_per_s"] / \
         result["pipeline"][best]["reviews_per_s"]
     result["auto_share_of_fastest_own_choice"] = result["ours"]["auto"]["reviews_per_s"] / fastest_own
+    # ... and of every configuration measured, the token-budget sweep's included; and for one short review (the
+    # live page), the fastest own choice's p50 latency over auto's
+    result["auto_share_of_fastest_configuration"] = result["ours"]["auto"]["reviews_per_s"] / max(
+        fastest_own, *result["ours_tokens_per_batch"].values())
+    result["auto_short_review_share_of_fastest"] = min(
+        v["short_review"]["p50_s"] for v in result["ours"].values()) / result["ours"]["auto"]["short_review"]["p50_s"]
     print(json.dumps(result, indent=2))
 
 
