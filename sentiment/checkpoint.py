@@ -38,6 +38,12 @@ class TrainState:
     best_epoch: int | None = None
     best_accuracy: float = -1.0
 
+    def next_epoch(self) -> None:
+        """Count the epoch as done and reset the epoch's running sums."""
+        self.epoch += 1
+        self.step_in_epoch = self.loss_sum = self.correct = self.seen = self.tokens = 0
+        self.train_seconds = 0.0
+
 
 def _atomic_save(payload: Any, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp")

@@ -30,7 +30,7 @@ from sentiment.errors import SentimentError
 from sentiment.modeling import load_tokenizer, resolve_model
 from sentiment.sources import read_table, split_file
 from sentiment.text import length_grouped_batches
-from sentiment.training import LOG_SECONDS, build_optimizer
+from sentiment.training import build_optimizer, run_epoch
 
 log = logging.getLogger(__name__)
 
@@ -111,36 +111,28 @@ def pretrain(config: TrainConfig) -> Path:
     if config.resume:
         state = checkpoint.restore(folder, config.to_dict(), model, optimizer, scheduler)
     model.train()
+
+    def step(batch: list[int]) -> float:
+        inputs = _masked_batch(collator, [train_ids[i] for i in batch], config.seed * 1_000_003 + state.global_step,
+                               device)
+        loss, masked, correct = _step(model, inputs, precision, device)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        state.global_step, state.step_in_epoch = state.global_step + 1, state.step_in_epoch + 1
+        state.loss_sum, state.seen, state.correct = state.loss_sum + loss.item() * masked, state.seen + masked, \
+            state.correct + correct
+        state.tokens += int(inputs["attention_mask"].sum())
+        return loss.item()
+
+    def save() -> None:
+        checkpoint.save(folder, config.to_dict(), state, model, optimizer, scheduler)
+
     while state.epoch < config.epochs and state.global_step < total:
         batches = length_grouped_batches([len(s) for s in train_ids], config.batch_size, seed=config.seed + state.epoch)
-        epoch_started, seconds_at_start, last_save = time.monotonic(), state.train_seconds, time.monotonic()
-        last_log, steps_at_start = time.monotonic(), state.step_in_epoch
-        for batch in batches[state.step_in_epoch:]:
-            if state.global_step >= total:
-                break
-            inputs = _masked_batch(collator, [train_ids[i] for i in batch],
-                                   config.seed * 1_000_003 + state.global_step, device)
-            loss, masked, correct = _step(model, inputs, precision, device)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            state.global_step, state.step_in_epoch = state.global_step + 1, state.step_in_epoch + 1
-            state.loss_sum, state.seen, state.correct = state.loss_sum + loss.item() * masked, state.seen + masked, \
-                state.correct + correct
-            state.tokens += int(inputs["attention_mask"].sum())
-            state.train_seconds = seconds_at_start + time.monotonic() - epoch_started
-            if time.monotonic() - last_log >= LOG_SECONDS:
-                last_log, done = time.monotonic(), state.step_in_epoch - steps_at_start
-                left = min(len(batches) - state.step_in_epoch, total - state.global_step)
-                log.info("mlm epoch %d/%d: step %d/%d, masked-token loss %.3f, %.0f tokens/s, about %.0f min left "
-                         "in the epoch", state.epoch + 1, config.epochs, state.step_in_epoch, len(batches),
-                         state.loss_sum / max(state.seen, 1), state.tokens / max(state.train_seconds, 1e-9),
-                         (time.monotonic() - epoch_started) / done * left / 60)
-            if time.monotonic() - last_save > config.checkpoint_minutes * 60:
-                checkpoint.save(folder, config.to_dict(), state, model, optimizer, scheduler)
-                last_save = time.monotonic()
+        run_epoch(config, state, batches, step, save, limit=total, label="mlm epoch", loss_name="masked-token loss")
         record = {"epoch": state.epoch + 1, "step": state.global_step,
                   "train_loss": state.loss_sum / max(state.seen, 1),
                   "train_accuracy": state.correct / max(state.seen, 1), "train_seconds": state.train_seconds,
@@ -148,10 +140,8 @@ def pretrain(config: TrainConfig) -> Path:
                   **held_out_score(model, collator, held_ids, config, precision, device)}
         state.history.append(record)
         log.info("mlm epoch %d: %s", state.epoch + 1, json.dumps({k: round(v, 4) for k, v in record.items()}))
-        state.epoch += 1
-        state.step_in_epoch = state.loss_sum = state.correct = state.seen = state.tokens = 0
-        state.train_seconds = 0.0
-        checkpoint.save(folder, config.to_dict(), state, model, optimizer, scheduler)
+        state.next_epoch()
+        save()
     with staged(config.output_dir) as out:
         weights = {k: v.detach().to(runtime.DTYPES[config.save_dtype]) for k, v in model.state_dict().items()}
         model.save_pretrained(out, state_dict=weights, safe_serialization=True)

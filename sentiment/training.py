@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -180,39 +181,56 @@ def train_step(run: Run, batch: list[int], state: TrainState) -> float:
     return totals[0] / len(batch)
 
 
-def train_epoch(run: Run, state: TrainState) -> bool:
-    """Train the rest of the current epoch; False when --max-steps ended it early."""
-    config, accelerator = run.config, run.accelerator
-    batches = length_grouped_batches([len(s) for s in run.train.input_ids], config.batch_size,
-                                     seed=config.seed + state.epoch)
-    run.forward_model.train()
-    last_checkpoint = time.monotonic()
-    bar = tqdm(total=len(batches), initial=state.step_in_epoch, desc=f"epoch {state.epoch + 1}/{config.epochs}",
-               unit="step", disable=not (config.progress and accelerator.is_main_process), dynamic_ncols=True)
+def run_epoch(config: TrainConfig, state: TrainState, batches: list[list[int]], step: Callable[[list[int]], float],
+              save: Callable[[], None], limit: int | None = None, label: str = "epoch", loss_name: str = "loss",
+              main: bool = True) -> bool:
+    """The rest of the current epoch, for either stage: `step(batch)` per batch (it advances `state`'s step and
+    running sums and returns the batch's loss), the epoch's clock, a progress bar (`--progress`) or else a log line
+    with an ETA every LOG_SECONDS, and `save()` every `--checkpoint-minutes`. False when `limit` (a global step
+    count) ended it early. `main`: whether this process shows progress and saves (every process holds the same
+    state)."""
+    bar = tqdm(total=len(batches), initial=state.step_in_epoch, desc=f"{label} {state.epoch + 1}/{config.epochs}",
+               unit="step", disable=not (config.progress and main), dynamic_ncols=True)
     started, tokens_at_start, seconds_at_start = time.monotonic(), state.tokens, state.train_seconds
-    steps_at_start, last_log = state.step_in_epoch, time.monotonic()
+    steps_at_start, last_log, last_checkpoint = state.step_in_epoch, started, started
     for batch in batches[state.step_in_epoch:]:
-        if config.max_steps is not None and state.global_step >= config.max_steps:
+        if limit is not None and state.global_step >= limit:
             bar.close()
             return False
-        loss = train_step(run, batch, state)
+        loss = step(batch)
         elapsed = time.monotonic() - started
         state.train_seconds = seconds_at_start + elapsed
+        rate = (state.tokens - tokens_at_start) / max(elapsed, 1e-9)
         bar.update(1)
-        bar.set_postfix(loss=f"{loss:.3f}", acc=f"{state.correct / state.seen:.3f}",
-                        tok_s=f"{(state.tokens - tokens_at_start) / max(elapsed, 1e-9):.0f}", refresh=False)
-        if bar.disable and accelerator.is_main_process and time.monotonic() - last_log >= LOG_SECONDS:
+        bar.set_postfix(loss=f"{loss:.3f}", acc=f"{state.correct / max(state.seen, 1):.3f}", tok_s=f"{rate:.0f}",
+                        refresh=False)
+        if bar.disable and main and time.monotonic() - last_log >= LOG_SECONDS:
             last_log = time.monotonic()  # logs to a file have no bar: a line now and then says how far and how long
-            log.info("epoch %d/%d: step %d/%d, loss %.3f, %.0f tokens/s, about %.0f min left in the epoch",
-                     state.epoch + 1, config.epochs, state.step_in_epoch, len(batches),
-                     state.loss_sum / max(state.seen, 1), (state.tokens - tokens_at_start) / max(elapsed, 1e-9),
-                     elapsed / (state.step_in_epoch - steps_at_start) * (len(batches) - state.step_in_epoch) / 60)
+            left = len(batches) - state.step_in_epoch
+            if limit is not None:
+                left = min(left, limit - state.global_step)
+            log.info("%s %d/%d: step %d/%d, %s %.3f, %.0f tokens/s, about %.0f min left in the epoch", label,
+                     state.epoch + 1, config.epochs, state.step_in_epoch, len(batches), loss_name,
+                     state.loss_sum / max(state.seen, 1), rate,
+                     elapsed / (state.step_in_epoch - steps_at_start) * left / 60)
         if time.monotonic() - last_checkpoint > config.checkpoint_minutes * 60:
-            if accelerator.is_main_process:  # every process holds the same state
-                checkpoint.save(run.checkpoint_dir, config.to_dict(), state, run.model, run.optimizer, run.scheduler)
+            if main:
+                save()
             last_checkpoint = time.monotonic()
     bar.close()
     return True
+
+
+def train_epoch(run: Run, state: TrainState) -> bool:
+    """Train the rest of the current epoch; False when --max-steps ended it early."""
+    config = run.config
+    batches = length_grouped_batches([len(s) for s in run.train.input_ids], config.batch_size,
+                                     seed=config.seed + state.epoch)
+    run.forward_model.train()
+    return run_epoch(config, state, batches, lambda batch: train_step(run, batch, state),
+                     lambda: checkpoint.save(run.checkpoint_dir, config.to_dict(), state, run.model, run.optimizer,
+                                             run.scheduler),
+                     limit=config.max_steps, main=run.accelerator.is_main_process)
 
 
 def validation_logits(run: Run) -> np.ndarray:
@@ -249,9 +267,7 @@ def end_epoch(run: Run, state: TrainState) -> None:
     improved = eval_accuracy > state.best_accuracy
     if improved:
         state.best_accuracy, state.best_epoch = eval_accuracy, state.epoch + 1
-    state.epoch += 1
-    state.step_in_epoch = state.loss_sum = state.correct = state.seen = state.tokens = 0
-    state.train_seconds = 0.0
+    state.next_epoch()
     if run.accelerator.is_main_process:
         if improved:
             checkpoint.save_best(run.checkpoint_dir, run.model)
