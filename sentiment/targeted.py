@@ -8,8 +8,9 @@ not its own training data. Identity terms are the lexicon's (the attribute itsel
 - mined: sentences of training reviews whose sentiment word (from the pools below) agrees with the review's
   label, kept as they are (short texts), negated ("was good" -> "wasn't good", label flipped) and embedded in a
   negating frame with material in between ("I would not say that ..." , label flipped);
-- templated: negation, contrast, temporal change, the author's opinion against others', questions answered,
-  and sentiment sentences mentioning identity terms, every group of a category with the same label.
+- templated: negation (also outside the sentiment word's scope, where it flips nothing), contrast, temporal change,
+  the author's opinion against others', questions answered, and sentiment sentences mentioning identity terms,
+  every group of a category with the same label.
 """
 
 from __future__ import annotations
@@ -62,6 +63,14 @@ TEMPLATES: tuple[tuple[str, str, str | None], ...] = (
     ("I would never call the {n} {q}.", "pos", "I would honestly call the {n} {q}."),
     ("The {n} was by no means {q}.", "pos", "The {n} was in every way {q}."),
     ("Far from {q}, the {n} kept me hooked.", "pos", None), ("Far from {p}, the {n} left me cold.", "neg", None),
+    # negation outside the sentiment word's scope: it flips nothing, so the twin changes the word, not the negation
+    ("I didn't expect much, and the {n} was {q}.", "neg", "I didn't expect much, and the {n} was {p}."),
+    ("I won't lie: the {n} is {q}.", "neg", "I won't lie: the {n} is {p}."),
+    ("No matter what the trailer promised, the {n} was {q}.", "neg",
+     "No matter what the trailer promised, the {n} was {p}."),
+    ("The {n} was {q}, and I could not wait for it to end.", "neg",
+     "The {n} was {p}, and I did not want it to end."),
+    ("Never have I seen a {n} this {q}.", "neg", "Never have I seen a {n} this {p}."),
     # negation with material in between
     ("I cannot honestly claim the {n}, for all its ambition, was {p}.", "neg",
      "I can honestly say the {n}, for all its ambition, was {p}."),
@@ -119,17 +128,24 @@ def templated(rng: random.Random, count: int) -> list[tuple[str, int]]:
     has one, filled with the same words), the rest mentioning identity terms (a filled template once for every
     group of a category, all with the same label)."""
     out: list[tuple[str, int]] = []
-    while len(out) < count - count // 6:
-        template, label, twin = rng.choice(TEMPLATES)
-        values = _values(rng)
-        out.append((_fill(template, values), int(label == "pos")))
-        if twin is not None:
-            out.append((_fill(twin, values), int(label != "pos")))
-    while len(out) < count:
+
+    def capability_sentences(until: int) -> None:
+        while len(out) < until:
+            template, label, twin = rng.choice(TEMPLATES)
+            values = _values(rng)
+            out.append((_fill(template, values), int(label == "pos")))
+            if twin is not None:
+                out.append((_fill(twin, values), int(label != "pos")))
+
+    capability_sentences(count - count // 6)
+    while True:  # whole groups only: a group cut short would leave some of its category's terms out
         category, label = rng.choice(CATEGORIES), rng.randrange(2)
         adjective = rng.choice(POSITIVE if label else NEGATIVE)
         text = _fill(rng.choice(IDENTITY_TEMPLATES), _values(rng, adjective))
+        if len(out) + len(category.phrases) > count:
+            break
         out += [(text.replace("{X}", phrase), label) for phrase in category.phrases]
+    capability_sentences(count)
     return out[:count]
 
 
@@ -140,9 +156,10 @@ def _negate(match: re.Match, rng: random.Random) -> str:
 
 
 def mine(texts: Sequence[str], labels: Sequence[int], rng: random.Random, count: int) -> list[tuple[str, int]]:
-    """At most `count` sentences from training reviews, each as it is and negated (a minimal pair), every other one
+    """At most `count` sentences from training reviews, each as it is and negated (a minimal pair), every other pair
     also inside a negating frame: one clause, one sentiment word of the pools after a copula, agreeing with its
-    review's label, no negation or contrast."""
+    review's label, no negation or contrast. As many positive as negative sentences are taken (alternately):
+    reviews hold more positive sentences of this kind, and a majority would teach that a short text is positive."""
     found = []
     for text, label in zip(texts, labels, strict=True):
         for sentence in SENTENCE_BREAK.split(text):
@@ -155,12 +172,14 @@ def mine(texts: Sequence[str], labels: Sequence[int], rng: random.Random, count:
             if match is not None and _POLARITY[match.group(3).lower()] == int(label):
                 found.append((sentence, match, int(label)))
     rng.shuffle(found)
+    balanced = [item for pair in zip(*([f for f in found if f[2] == label] for label in (0, 1)), strict=False)
+                for item in pair]
     out = []
-    for i, (sentence, match, label) in enumerate(found):
+    for i, (sentence, match, label) in enumerate(balanced):
         if len(out) >= count:
             break
         out += [(sentence, label), (sentence[:match.start()] + _negate(match, rng) + sentence[match.end():], 1 - label)]
-        if i % 2:
+        if i // 2 % 2:  # both sentences of every other pair: the frames keep the labels' balance too
             clause = sentence if sentence.startswith("I ") else sentence[0].lower() + sentence[1:]
             out.append((rng.choice(FRAMES).format(clause[:-1] + "."), 1 - label))
     return out[:count]

@@ -48,6 +48,25 @@ def test_mined_sentences_agree_with_their_review_and_flip_when_negated():
     assert kinds == {"frame", "negated", "as is"}
 
 
+def test_mined_sentences_hold_as_many_positive_as_negative_of_each_kind():
+    reviews = [f"The {noun} was good." for noun in ("plot", "cast", "music", "ending", "script")] + \
+        ["The plot was stupid.", "The cast was stupid."]  # more positive than negative sentences to mine
+    out = targeted.mine(reviews, [1] * 5 + [0] * 2, random.Random(0), 100)
+    as_is = [label for text, label in out if text in reviews]
+    negated = [label for text, label in out if text.startswith("The") and ("n't" in text or " not " in text)]
+    assert sorted(as_is) == [0, 0, 1, 1] and sorted(negated) == [0, 0, 1, 1]
+    assert sum(label for _, label in out) * 2 == len(out)  # frames included
+
+
+def test_a_negation_outside_the_sentiment_words_scope_keeps_the_words_label():
+    out = targeted.templated(random.Random(1), 3000)
+    scoped = [(text, label) for text, label in out if text.startswith(("I didn't expect much", "I won't lie"))]
+    assert scoped and {label for _, label in scoped} == {0, 1}
+    for text, label in scoped:
+        word = text.rstrip(".").split()[-1]
+        assert label == (1 if word in targeted.POSITIVE else 0), text
+
+
 def test_templated_labels_follow_the_verdict_and_identity_groups_share_one_label():
     out = targeted.templated(random.Random(3), 1200)
     assert len(out) == 1200
