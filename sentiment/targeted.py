@@ -70,7 +70,7 @@ TEMPLATES: tuple[tuple[str, str, str | None], ...] = (
      "No matter what the trailer promised, the {n} was {p}."),
     ("The {n} was {q}, and I could not wait for it to end.", "neg",
      "The {n} was {p}, and I did not want it to end."),
-    ("Never have I seen a {n} this {q}.", "neg", "Never have I seen a {n} this {p}."),
+    ("Never have I seen a film whose {n} was this {q}.", "neg", "Never have I seen a film whose {n} was this {p}."),
     # negation with material in between
     ("I cannot honestly claim the {n}, for all its ambition, was {p}.", "neg",
      "I can honestly say the {n}, for all its ambition, was {p}."),
