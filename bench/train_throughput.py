@@ -2,7 +2,7 @@
 
     python bench/train_throughput.py [--data ../shared/data/imdb] [--reviews 512] [--steps 24]
 
-(a) ours: length-grouped batches padded to multiples of 64, bf16 autocast where the CPU has AMX, no attention
+(a) ours: length-grouped batches padded to multiples of 64, bf16 autocast where "auto" picks it, no attention
 dropout, fused AdamW (also timed with --hidden-dropout 0, not the default); (b) the Trainer as tutorials write it:
 padding to max_length, fp32, batch 16; (c) the Trainer with its best flags: bf16, length-grouped sampling
 (transformers 5's train_sampling_strategy="group_by_length"), dynamic padding. Same default model, max length 512,
