@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     from sentiment.ui import build_app
 
     runtime.set_threads(None)
+    runtime.set_probe_cache(runtime.probe_cache_from(os.environ))
     app = build_app(Services.load(args.artifacts, args.data, args.ig_steps), ig_steps=args.ig_steps)
     # run_history off: Gradio 6 would otherwise keep every submitted review in the visitor's browser storage.
     app.launch(server_name=args.host, server_port=args.port, run_history=False)

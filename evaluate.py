@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -76,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
 
         transformers.utils.logging.disable_progress_bar()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from sentiment import runtime
+
+    runtime.set_probe_cache(runtime.probe_cache_from(os.environ))
     try:
         config = from_namespace(args, EvaluateConfig)
         result = evaluate(config)

@@ -108,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING,
                         format=f"%(asctime)s %(levelname)s {f'rank {rank} ' if 'RANK' in os.environ else ''}"
                                f"%(name)s: %(message)s")
+    from sentiment import runtime
+
+    runtime.set_probe_cache(runtime.probe_cache_from(os.environ))
     try:
         output_dir = train(from_namespace(args, TrainConfig))
     except SentimentError as err:

@@ -8,6 +8,7 @@ import logging
 import os
 import random
 import time
+from collections.abc import Mapping
 from functools import cache, lru_cache
 from pathlib import Path
 
@@ -83,13 +84,26 @@ def probe_cpu_precision(rows: int = 256, repeats: int = 5) -> str:
     return choice
 
 
-def cache_folder() -> Path | None:
-    """Where probe results are kept between runs: $SENTIMENT_CACHE_DIR, else `sentiment` in the user's cache folder
-    ($XDG_CACHE_HOME, else ~/.cache). SENTIMENT_CACHE_DIR="" keeps them for the process only."""
-    folder = os.environ.get("SENTIMENT_CACHE_DIR")
+PROBE_CACHE: Path | None = None  # where probe results outlive the process; entry points set it, None: they do not
+
+
+def probe_cache_from(environ: Mapping[str, str]) -> Path | None:
+    """The probe cache folder an entry point hands the library (`set_probe_cache`): $SENTIMENT_CACHE_DIR, else
+    `sentiment` in the user's cache folder ($XDG_CACHE_HOME, else ~/.cache); SENTIMENT_CACHE_DIR="" keeps nothing."""
+    folder = environ.get("SENTIMENT_CACHE_DIR")
     if folder is not None:
         return Path(folder) if folder else None
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sentiment"
+    return Path(environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sentiment"
+
+
+def set_probe_cache(folder: Path | None) -> None:
+    global PROBE_CACHE
+    PROBE_CACHE = folder
+
+
+def cache_folder() -> Path | None:
+    """The probe cache folder the entry point set; None keeps probe results for this process only."""
+    return PROBE_CACHE
 
 
 def read_probe_cache(path: Path | None) -> dict:

@@ -18,7 +18,8 @@ import pytest
 # Set before transformers/datasets are imported, since both read them once at import.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-# Probe results are kept for the process only, never in the user's cache folder (tests of the cache set their own).
+# Entry points run by tests (app.py, train.py, evaluate.py) keep probe results for the process only, never in
+# the user's cache folder; the library itself keeps them only where runtime.PROBE_CACHE is set.
 os.environ["SENTIMENT_CACHE_DIR"] = ""
 
 REPO = Path(__file__).resolve().parents[1]

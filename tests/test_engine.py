@@ -96,7 +96,7 @@ def test_the_probe_compares_measured_times(int8_artifacts, monkeypatch):
 @pytest.fixture
 def probe_times(monkeypatch, tmp_path):
     """The engine probes answer int8 faster for one review and torch for a batch; `calls` lists their rows."""
-    monkeypatch.setenv("SENTIMENT_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(runtime, "PROBE_CACHE", tmp_path / "cache")  # as an entry point sets it
     calls = []
 
     def fake(self, engine, lengths, repeats, rows):
@@ -148,7 +148,7 @@ def test_without_a_cache_folder_or_a_manifest_nothing_is_kept(int8_artifacts, pr
     if not read_json(int8_artifacts / ENGINE_INFO)["kept"]:
         pytest.skip("no kept engine to choose")
     Predictor.from_artifacts(int8_artifacts, device="cpu", precision="auto", verify=False)  # no hashes, no key
-    monkeypatch.setenv("SENTIMENT_CACHE_DIR", "")
+    monkeypatch.setattr(runtime, "PROBE_CACHE", None)
     Predictor.from_artifacts(int8_artifacts, device="cpu", precision="auto")
     assert probe_times.calls == [1, 4, 1, 4] and not probe_times.file.parent.exists()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import pytest
 import torch
@@ -171,3 +172,10 @@ def test_every_run_records_its_cpu(on_cpu):
 ])
 def test_the_explainers_attention_kernel(device, precision, expected):
     assert runtime.explain_attention(device, precision, "flash_attention_2") == expected
+
+
+def test_entry_points_take_the_probe_cache_folder_from_the_environment(tmp_path):
+    assert runtime.probe_cache_from({"SENTIMENT_CACHE_DIR": str(tmp_path)}) == tmp_path
+    assert runtime.probe_cache_from({"SENTIMENT_CACHE_DIR": ""}) is None
+    assert runtime.probe_cache_from({"XDG_CACHE_HOME": str(tmp_path)}) == tmp_path / "sentiment"
+    assert runtime.probe_cache_from({}) == Path.home() / ".cache" / "sentiment"
