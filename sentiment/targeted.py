@@ -8,7 +8,8 @@ not its own training data. Identity terms are the lexicon's (the attribute itsel
 - mined: sentences of training reviews whose sentiment word (from the pools below) agrees with the review's
   label, kept as they are (short texts), negated ("was good" -> "wasn't good", label flipped) and embedded in a
   negating frame with material in between ("I would not say that ..." , label flipped);
-- templated: negation (also outside the sentiment word's scope, where it flips nothing), contrast, temporal change,
+- templated: negation (also outside the sentiment word's scope, where it flips nothing, and negations that are the
+  verdict or keep their polarity, such as "I won't be watching it again"), contrast, temporal change,
   the author's opinion against others', questions answered, and sentiment sentences mentioning identity terms,
   every group of a category with the same label.
 """
@@ -48,6 +49,27 @@ _NEGATORS = re.compile(r"\b(not|no|never|n't|nothing|hardly|neither|nor|without|
                        re.IGNORECASE)
 FRAMES = ("I would not say that {}", "I can't honestly claim that {}", "Nobody could convince me that {}",
           "It would be wrong to say that {}", "I refuse to believe that {}")
+
+# Negations that are the verdict itself or keep their polarity ("I won't be back", "Don't waste your time"): in
+# reviews these mean what they say, no flip. Each twin keeps a negation and has the other label, so that neither
+# "a negation flips" nor "a negation is negative" is a shortcut the pairs teach.
+KEPT_NEGATIONS: tuple[tuple[str, str, str], ...] = (
+    ("I won't be watching the {n} again.", "neg", "I can't wait to watch the {n} again."),
+    ("Don't waste your time on the {n}.", "neg", "Don't miss the {n}."),
+    ("The {n} cost me two hours I will never get back.", "neg", "The {n} gave me two hours I will never forget."),
+    ("Not once did the {n} hold my attention.", "neg", "Not once did the {n} lose my attention."),
+    ("I couldn't sit through the {n}.", "neg", "I couldn't take my eyes off the {n}."),
+    ("I wouldn't recommend the {n} to anyone.", "neg", "I can't recommend the {n} enough."),
+    ("After the {n}, I will never trust this director again.", "neg",
+     "After the {n}, I will never doubt this director again."),
+    ("I didn't think the {n} would ever end.", "neg", "I didn't want the {n} to end."),
+    ("There was not a minute of the {n} worth my time.", "neg", "There was not a wasted minute in the {n}."),
+    ("You won't regret seeing the {n}.", "pos", "You won't enjoy a minute of the {n}."),
+    ("The {n} could not have been better.", "pos", "The {n} could not have been worse."),
+    ("I can't stop thinking about the {n}.", "pos", "I can't believe I paid to see the {n}."),
+    ("Nobody should miss the {n}.", "pos", "Nobody should have to sit through the {n}."),
+    ("I've never been so impressed by the {n}.", "pos", "I've never been so insulted by the {n}."),
+)
 
 # (template, label, its minimal pair with the other label or None). {p}/{q}: a positive/negative word. Every
 # negation comes with its affirmative twin, filled with the same words: without the twins, "a negative word in a
@@ -107,7 +129,7 @@ TEMPLATES: tuple[tuple[str, str, str | None], ...] = (
     ("Was the {n} {p}? Not really.", "neg", "Was the {n} {p}? Very much so."),
     ("Is the {n} {q}? No, not in the slightest.", "pos", "Is the {n} {q}? Sadly, yes."),
     ("Did the {n} feel {q}? Never.", "pos", "Did the {n} feel {q}? Always."),
-)
+) + KEPT_NEGATIONS
 IDENTITY_TEMPLATES = ("As {X}, I found the {n} {a}.", "The {n}, which follows {X} in a small town, is {a}.",
                       "I watched it with {X}, and the {n} was {a}.")
 

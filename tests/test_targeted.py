@@ -67,6 +67,22 @@ def test_a_negation_outside_the_sentiment_words_scope_keeps_the_words_label():
         assert label == (1 if word in targeted.POSITIVE else 0), text
 
 
+def test_negations_that_keep_their_polarity_come_in_pairs_of_both_labels_that_both_negate():
+    negation = re.compile(r"\b(not|never|nobody|don't)\b|n't", re.IGNORECASE)
+    assert {label for _, label, _ in targeted.KEPT_NEGATIONS} == {"pos", "neg"}
+    for template, _, twin in targeted.KEPT_NEGATIONS:
+        assert negation.search(template) and negation.search(twin), template
+    out = dict(targeted.templated(random.Random(2), 3000))
+    checked = 0
+    for template, label, twin in targeted.KEPT_NEGATIONS:
+        for noun in targeted.NOUNS:
+            sentence, other = (targeted._fill(t, {"n": noun}) for t in (template, twin))
+            if sentence in out:  # drawn with this noun: its twin with it, the other label
+                assert out[sentence] == int(label == "pos") and out[other] == int(label != "pos"), sentence
+                checked += 1
+    assert checked >= 100
+
+
 def test_templated_labels_follow_the_verdict_and_identity_groups_share_one_label():
     out = targeted.templated(random.Random(3), 1200)
     assert len(out) == 1200
