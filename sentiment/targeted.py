@@ -50,7 +50,7 @@ _NEGATORS = re.compile(r"\b(not|no|never|n't|nothing|hardly|neither|nor|without|
 FRAMES = ("I would not say that {}", "I can't honestly claim that {}", "Nobody could convince me that {}",
           "It would be wrong to say that {}", "I refuse to believe that {}")
 
-# Negations that are the verdict itself or keep their polarity ("I won't be back", "Don't waste your time"): in
+# Negations that are the verdict itself or keep their polarity ("we will not return", "do not bother"): in
 # reviews these mean what they say, no flip. Each twin keeps a negation and has the other label, so that neither
 # "a negation flips" nor "a negation is negative" is a shortcut the pairs teach.
 KEPT_NEGATIONS: tuple[tuple[str, str, str], ...] = (
