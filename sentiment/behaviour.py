@@ -150,6 +150,20 @@ def _directional(rng: random.Random, n: int, words: tuple[str, ...], modifiers: 
     return pairs, direction
 
 
+# Negations that are the verdict or keep their polarity ("I won't be watching it again"): added after the suite
+# above and drawn last, so that the other tests' cases stay what they were for a seed.
+VERDICT_NEGATIONS = (
+    ("negation as the verdict (negative)", "negative",
+     ("I won't be watching {title} again.", "Do not bother with {title}, whatever {person} says.",
+      "Never again will I trust {person} to pick a film.", "Nobody should waste an evening on {title}.",
+      "After {title}, I will not watch another film with {person}.")),
+    ("negation as the verdict (positive)", "positive",
+     ("I could not stop smiling during {title}.", "{title} is not to be missed.",
+      "I will not forget what {person} did in {title}.", "No one I know has regretted seeing {title}.",
+      "I can't wait to see what {person} does after {title}.")),
+)
+
+
 def build_suite(seed: int = 0, n: int = 200, capabilities: tuple[str, ...] | None = None) -> list[BehaviourTest]:
     """The whole suite (or the tests of some capabilities), about `n` cases per test, the same for a seed."""
     unknown = sorted(set(capabilities or ()) - set(CAPABILITIES))
@@ -220,4 +234,6 @@ def build_suite(seed: int = 0, n: int = 200, capabilities: tuple[str, ...] | Non
         tests.append(BehaviourTest(name, capability, "INV", _pairs(rng, n, base, perturb),
                                    description="the label must not change"))
     tests += _identity_tests(rng, n)
+    tests += [BehaviourTest(name, "negation", "MFT", _mft(rng, n, templates), expected=expected,
+                            description=f"expected {expected}") for name, expected, templates in VERDICT_NEGATIONS]
     return [t for t in tests if capabilities is None or t.capability in capabilities]
