@@ -150,17 +150,17 @@ def _directional(rng: random.Random, n: int, words: tuple[str, ...], modifiers: 
     return pairs, direction
 
 
-# Negations that are the verdict or keep their polarity ("I won't be watching it again"): added after the suite
+# Negations that are the verdict or keep their polarity ("I will not sit through it again"): added after the suite
 # above and drawn last, so that the other tests' cases stay what they were for a seed.
 VERDICT_NEGATIONS = (
     ("negation as the verdict (negative)", "negative",
-     ("I won't be watching {title} again.", "Do not bother with {title}, whatever {person} says.",
+     ("I will not sit through {title} a second time.", "Do not bother with {title}, whatever {person} says.",
       "Never again will I trust {person} to pick a film.", "Nobody should waste an evening on {title}.",
       "After {title}, I will not watch another film with {person}.")),
     ("negation as the verdict (positive)", "positive",
      ("I could not stop smiling during {title}.", "{title} is not to be missed.",
       "I will not forget what {person} did in {title}.", "No one I know has regretted seeing {title}.",
-      "I can't wait to see what {person} does after {title}.")),
+      "I'd never say no to another evening with {title}.")),
 )
 
 

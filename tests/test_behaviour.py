@@ -34,11 +34,11 @@ def test_the_suite_is_the_same_for_a_seed_and_covers_every_capability():
     assert by_name["negated negative"].expected == "not negative"
     assert all(" not " in c or "n't" in c for c in by_name["negated negative"].cases)
     assert by_name["negated positive"].expected == "negative"
-    negation = ("not ", "n't", "Never", "Nobody", "No one")
+    negation = ("not ", "n't", "never", "nobody", "no one")
     for name, expected in (("negation as the verdict (negative)", "negative"),
                            ("negation as the verdict (positive)", "positive")):
         assert by_name[name].expected == expected and by_name[name].capability == "negation"
-        assert all(any(word in c for word in negation) for c in by_name[name].cases), name
+        assert all(any(word in c.lower() for word in negation) for c in by_name[name].cases), name
     assert not any(" a a" in c or " a e" in c or " a o" in c for t in suite if t.kind == "MFT" for c in t.cases)
 
 
