@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from sentiment.errors import SentimentError
@@ -153,15 +153,22 @@ def _directional(rng: random.Random, n: int, words: tuple[str, ...], modifiers: 
 # Negations that are the verdict or keep their polarity ("I will not sit through it again"): added after the suite
 # above and drawn last, so that the other tests' cases stay what they were for a seed.
 VERDICT_NEGATIONS = (
-    ("negation as the verdict (negative)", "negative",
+    ("negation as the verdict (negative)", "negation", "negative",
      ("I will not sit through {title} a second time.", "Do not bother with {title}, whatever {person} says.",
       "Never again will I trust {person} to pick a film.", "Nobody should waste an evening on {title}.",
       "After {title}, I will not watch another film with {person}.")),
-    ("negation as the verdict (positive)", "positive",
+    ("negation as the verdict (positive)", "negation", "positive",
      ("I could not stop smiling during {title}.", "{title} is not to be missed.",
       "I will not forget what {person} did in {title}.", "No one I know has regretted seeing {title}.",
       "I'd never say no to another evening with {title}.")),
 )
+
+
+def _mft_tests(rng: random.Random, n: int,
+               specs: Iterable[tuple[str, str, str, tuple[str, ...]]]) -> list[BehaviourTest]:
+    """MFT tests from (name, capability, expected label, templates)."""
+    return [BehaviourTest(name, capability, "MFT", _mft(rng, n, templates), expected=expected,
+                          description=f"expected {expected}") for name, capability, expected, templates in specs]
 
 
 def build_suite(seed: int = 0, n: int = 200, capabilities: tuple[str, ...] | None = None) -> list[BehaviourTest]:
@@ -202,8 +209,7 @@ def build_suite(seed: int = 0, n: int = 200, capabilities: tuple[str, ...] | Non
         ("question answered yes", "semantic roles", "positive", ("Was the {noun} {pos}? Yes.",
                                                                  "Is {title} a {pos} film? Absolutely.")),
     ]
-    tests = [BehaviourTest(name, capability, "MFT", _mft(rng, n, templates), expected=expected,
-                           description=f"expected {expected}") for name, capability, expected, templates in mft]
+    tests = _mft_tests(rng, n, mft)
     for name, words, modifiers, toward in (("intensifiers", POSITIVE + NEGATIVE, INTENSIFIERS, "sentiment"),
                                            ("reducers", POSITIVE + NEGATIVE, REDUCERS, "middle")):
         pairs, direction = _directional(rng, n, words, modifiers, toward)
@@ -234,6 +240,5 @@ def build_suite(seed: int = 0, n: int = 200, capabilities: tuple[str, ...] | Non
         tests.append(BehaviourTest(name, capability, "INV", _pairs(rng, n, base, perturb),
                                    description="the label must not change"))
     tests += _identity_tests(rng, n)
-    tests += [BehaviourTest(name, "negation", "MFT", _mft(rng, n, templates), expected=expected,
-                            description=f"expected {expected}") for name, expected, templates in VERDICT_NEGATIONS]
+    tests += _mft_tests(rng, n, VERDICT_NEGATIONS)
     return [t for t in tests if capabilities is None or t.capability in capabilities]
