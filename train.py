@@ -4,28 +4,110 @@
     python train.py --data ../shared/data/imdb --max-train-samples 256 --max-eval-samples 128 --epochs 1
     python train.py --stage mlm --data ../shared/data/imdb --output-dir mlm-imdb   # domain-adaptive pre-training
     python train.py --data ../shared/data/imdb --model mlm-imdb                     # ... then fine-tune from it
+    python train.py --stage average --model artifacts --average-with runs/continued --average-weight 0.5 \
+        --output-dir runs/average                  # weight-space average of a model and its continuation
     accelerate launch --num_processes 2 train.py --data ../shared/data/imdb   # --batch-size stays the global batch
 
 prepare the data and model -> fit (checkpoints, --resume) -> save the best epoch to a staging folder -> calibrate
-and evaluate the saved folder through the Predictor the app serves -> swap it into --output-dir.
+and evaluate the saved folder through the Predictor the app serves -> swap it into --output-dir. --stage mlm
+pre-trains instead; --stage average replaces the first two steps by the weight-space average of two classifiers.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sentiment.config import TrainConfig, add_arguments, from_namespace
+from sentiment.config import TrainConfig, add_arguments, flag_name, from_namespace
 from sentiment.errors import SentimentError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from sentiment.data import Splits
 
 
 def train(config: TrainConfig) -> Path | None:
     """The whole run; returns the artifacts folder (None in the processes other than the main one)."""
-    from sentiment import assess, runtime, training  # heavy imports only once the flags are valid
+    from sentiment import runtime, training  # heavy imports only once the flags are valid
+
+    if config.stage == "mlm":
+        from sentiment.pretraining import pretrain
+
+        return pretrain(config)
+    if config.stage == "average":
+        return average(config)
+    started = time.monotonic()
+    run = training.prepare(config)
+    state = training.fit(run)
+    if not run.accelerator.is_main_process:
+        return None
+    sizes = {"train": len(run.train.labels),  # counterfactual copies included
+             "validation": len(run.splits.validation), "test": len(run.splits.test)}
+    history = {"epochs": state.history, "best_epoch": state.best_epoch}
+    finish(config, run.model, run.encoder.tokenizer, run.splits, history,
+           {"runtime": runtime.describe(run.device, run.precision), "sizes": sizes}, started)
+    return Path(config.output_dir)
+
+
+def average(config: TrainConfig) -> Path:
+    """--stage average: no training; the weight-space average of two classifiers on the split and window their
+    records name, validated, then calibrated and evaluated as a trained model is."""
+    from sentiment import runtime
+    from sentiment.artifacts import check_writable
+    from sentiment.averaging import average_classifiers, inherited_settings, related, stored_record
+    from sentiment.data import config_splits
+    from sentiment.evaluation import validation_metrics
+    from sentiment.modeling import load_tokenizer, resolve_model
+    from sentiment.predict import batched_logits, softmax
+    from sentiment.text import Encoder
+
+    log = logging.getLogger(__name__)
+    started = time.monotonic()
+    check_writable(config.output_dir)
+    folders = {"--model": resolve_model(config.model), "--average-with": config.average_with}
+    records = {flag: stored_record(path) for flag, path in folders.items()}
+    settings = inherited_settings(records)
+    if settings:  # as the models were trained, whatever this command's own flags say
+        config = dataclasses.replace(config, **settings)
+        log.info("split and window from the averaged models' records: %s",
+                 ", ".join(f"{flag_name(k)} {v}" for k, v in settings.items() if v is not None))
+    if not related(*records.values()):
+        log.warning("neither %s nor %s descends from the other as far as their records tell; an average of "
+                    "unrelated fine-tunings is rarely a working model", *folders.values())
+    device = runtime.resolve_device(config.device)
+    runtime.set_threads(config.num_threads)
+    runtime.set_seed(config.seed)
+    precision = runtime.resolve_precision(config.precision, device)
+    model = average_classifiers(folders["--model"], config.average_with, config.average_weight).to(device)
+    tokenizer = load_tokenizer(folders["--model"])
+    splits = config_splits(config)
+    # Measured as a training epoch measures its validation (the model in memory, autocast), so that it compares
+    # with the validation accuracy of the models averaged.
+    encoded = Encoder(tokenizer, config.max_length, config.truncation, config.head_ratio).encode(
+        splits.validation["text"].tolist())
+    validation = validation_metrics(splits.validation["labels"].to_numpy(), softmax(batched_logits(
+        model, encoded, tokenizer.pad_token_id, device, config.eval_tokens_per_batch, config.pad_to_multiple_of,
+        precision=precision, progress=config.progress)))
+    log.info("average of %s and %s (weight %g on the second): validation accuracy %.4f", *folders.values(),
+             config.average_weight, validation["eval_accuracy"])
+    finish(config, model, tokenizer, splits, {"epochs": [], "best_epoch": None, "average": validation},
+           {"runtime": runtime.describe(device, precision), "averaged_with": records["--average-with"],
+            "sizes": {"validation": len(splits.validation), "test": len(splits.test)}}, started)
+    return Path(config.output_dir)
+
+
+def finish(config: TrainConfig, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, splits: Splits,
+           history: dict, record: dict, started: float) -> None:
+    """Save the model to a staging folder, calibrate and evaluate it there through the Predictor the app serves
+    (test split, int8 engine, fairness probe, behavioural suite), then swap it into --output-dir."""
+    from sentiment import assess, runtime
     from sentiment.artifacts import (
         HISTORY,
         TEST_EVALUATION,
@@ -39,32 +121,20 @@ def train(config: TrainConfig) -> Path | None:
     from sentiment.modeling import resolve_model, save_model
     from sentiment.predict import Predictor
 
-    if config.stage == "mlm":
-        from sentiment.pretraining import pretrain
-
-        return pretrain(config)
-    started = time.monotonic()
-    run = training.prepare(config)
-    state = training.fit(run)
-    if not run.accelerator.is_main_process:
-        return None
     with staged(config.output_dir) as folder:  # swapped into --output-dir only once all of it is written
-        save_model(run.model, run.encoder.tokenizer, folder, runtime.DTYPES[config.save_dtype])
+        save_model(model, tokenizer, folder, runtime.DTYPES[config.save_dtype])
         origin = Path(resolve_model(config.model)) / TRAINING_CONFIG  # a folder this project trained: its record
         write_json(folder / TRAINING_CONFIG, {
             "config": config.to_dict(), "base_model": config.model,
-            "continued_from": read_json(origin) if origin.is_file() else None,
-            "runtime": runtime.describe(run.device, run.precision), "wall_seconds": time.monotonic() - started,
-            "sizes": {"train": len(run.train.labels),  # counterfactual copies included
-                      "validation": len(run.splits.validation), "test": len(run.splits.test)}})
-        write_json(folder / HISTORY, {"epochs": state.history, "best_epoch": state.best_epoch})
+            "continued_from": read_json(origin) if origin.is_file() else None, **record,
+            "wall_seconds": time.monotonic() - started})
+        write_json(folder / HISTORY, history)
         if config.calibrate:
-            assess.calibrate_into(folder, run.splits.validation, config.save_dtype, config.precision,
+            assess.calibrate_into(folder, splits.validation, config.save_dtype, config.precision,
                                   progress=config.progress, device=config.device)
         predictor = Predictor.from_artifacts(folder, device=config.device, precision=config.precision, verify=False)
         test_file = Path(config.test_data or config.data).expanduser()
-        test = Labelled(run.splits.test, f"{run.splits.source} [test]",
-                        sha256_file(test_file) if test_file.is_file() else None)
+        test = Labelled(splits.test, f"{splits.source} [test]", sha256_file(test_file) if test_file.is_file() else None)
         metrics = assess.evaluate_into(folder, TEST_EVALUATION, predictor, test, config.test_data or config.data,
                                        "test", progress=config.progress, text_column=config.text_column,
                                        explain_mistakes=config.explain_mistakes)
@@ -75,7 +145,6 @@ def train(config: TrainConfig) -> Path | None:
                                  config.seed)
         if config.behaviour:
             assess.behaviour_into(folder, predictor, config.seed)
-    return Path(config.output_dir)
 
 
 def int8_engine_into(folder: Path, predictor, test, torch_accuracy: float, config: TrainConfig) -> None:
@@ -112,7 +181,11 @@ def main(argv: list[str] | None = None) -> int:
 
     runtime.set_probe_cache(runtime.probe_cache_from(os.environ))
     try:
-        output_dir = train(from_namespace(args, TrainConfig))
+        config = from_namespace(args, TrainConfig)
+        if config.stage == "average" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise SentimentError("--stage average trains nothing and runs in one process; run it without "
+                                 "accelerate launch or torchrun")
+        output_dir = train(config)
     except SentimentError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -13,7 +13,7 @@ from sentiment.errors import SentimentError
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 TRUNCATIONS = ("head", "tail", "head+tail")
 VALIDATION_GROUPINGS = ("movie", "random")
-STAGES = ("classify", "mlm")
+STAGES = ("classify", "mlm", "average")
 # Evaluation-set names become folder names under <artifacts>/evaluations/.
 EVALUATION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # Gauss-Legendre steps of the app's explanations. Relative convergence delta on the median test review: 5.1 % with
@@ -23,6 +23,22 @@ ID2LABEL = {0: "negative", 1: "positive"}
 # The torch engine's inference batches. bf16 on 2 cores ran 24.3 reviews/s at 4,096 padded tokens against 18.2 at
 # 16,384 on an AMD EPYC, and 37.4 against 31.8 on an AMX Xeon (bench/inference_throughput.py, docs/performance.md).
 TORCH_TOKENS_PER_BATCH = 4096
+
+
+# Fields of a stored run that decide which reviews were validation and test, and how a review was cut to the
+# window; with what a field missing from an older training_config.json meant when that record was written.
+SPLIT_FIELDS = ("data", "test_data", "text_column", "label_column", "label_map", "validation_split",
+                "validation_grouping", "seed")
+WINDOW_FIELDS = ("max_length", "truncation", "head_ratio")
+RECORD_DEFAULTS = {"test_data": None, "text_column": "text", "label_column": "label", "label_map": None,
+                   "validation_split": 0.1, "validation_grouping": "random", "seed": 42, "max_length": 512,
+                   "truncation": "head+tail", "head_ratio": 0.25, "max_train_samples": None,
+                   "max_eval_samples": None}
+
+
+def stored_setting(config: dict, name: str) -> Any:
+    """A field of a stored run's config, with the meaning a missing field had when the record was written."""
+    return config[name] if name in config else RECORD_DEFAULTS[name]
 
 
 def flag_name(field_name: str) -> str:
@@ -52,8 +68,13 @@ class TrainConfig:
 
     stage: str = _run("classify", "classify: fine-tune a sentiment classifier; mlm: domain-adaptive masked-language-"
                                   "model pre-training on the training and unlabelled reviews (never test), whose "
-                                  "--output-dir is then a --model for fine-tuning")
+                                  "--output-dir is then a --model for fine-tuning; average: no training, the "
+                                  "weight-space average of the classifiers --model and --average-with (WiSE-FT), "
+                                  "calibrated and evaluated like a trained one")
     mlm_probability: float = _run(0.15, "with --stage mlm, the share of word pieces masked")
+    average_with: str | None = _run(None, "with --stage average, a folder this project fine-tuned from --model (or "
+                                          "from the model --model continues)")
+    average_weight: float = _run(0.5, "with --stage average, the share of --average-with in the average")
     data: str = _run("imdb", DATA_HELP)
     test_data: str | None = _run(None, "separate test file when --data is one file "
                                        "(else 20%% of it is held out as test)")
@@ -126,6 +147,13 @@ class TrainConfig:
 
         if self.stage not in STAGES:
             raise bad("stage", f"must be one of {', '.join(STAGES)}, not {self.stage!r}")
+        if self.stage == "average" and self.average_with is None:
+            raise bad("average_with", "needed with --stage average: the fine-tuned folder to average --model with")
+        if self.stage != "average" and self.average_with is not None:
+            raise bad("average_with", "only --stage average takes it")
+        if not 0.0 < self.average_weight < 1.0:
+            raise bad("average_weight", f"must be between 0 and 1 (the share of --average-with), not "
+                                        f"{self.average_weight}")
         if not 0.0 < self.mlm_probability < 1.0:
             raise bad("mlm_probability", f"must be between 0 and 1, not {self.mlm_probability}")
         if self.validation_grouping not in VALIDATION_GROUPINGS:

@@ -73,7 +73,10 @@ def training_curves_figure(history: dict) -> go.Figure:
     epochs = pd.DataFrame(history["epochs"])
     fig = make_subplots(rows=1, cols=2, subplot_titles=("accuracy", "loss"), horizontal_spacing=0.12)
     if epochs.empty:
-        fig.add_annotation(text="no epochs recorded", showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
+        average = history.get("average")
+        text = (f"a weight average of two trained models: no epochs of its own<br>(validation accuracy "
+                f"{average['eval_accuracy']:.4f})" if average else "no epochs recorded")
+        fig.add_annotation(text=text, showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
         return _layout(fig, "Training curves")
     for col, metric in ((1, "accuracy"), (2, "loss")):
         for split, key, color in (("train", f"train_{metric}", TRAIN_COLOR),

@@ -13,7 +13,7 @@ import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
 from sentiment.artifacts import sha256_file
-from sentiment.config import TrainConfig
+from sentiment.config import TrainConfig, stored_setting
 from sentiment.errors import SentimentError
 from sentiment.sources import add_movies, load_raw, read_table, review_key, split_file
 
@@ -212,13 +212,14 @@ def load_splits(data: str, *, test_data: str | None = None, text_column: str = "
 def config_splits(config: TrainConfig | dict) -> Splits:
     """The train/validation/test splits a config describes (a TrainConfig, or one stored with a model folder,
     whose missing fields mean what they meant when it was written)."""
-    get = config.get if isinstance(config, dict) else lambda name, default=None: getattr(config, name)
-    return load_splits(get("data"), test_data=get("test_data"), text_column=get("text_column", "text"),
-                       label_column=get("label_column", "label"), label_map=get("label_map"),
-                       validation_split=get("validation_split", 0.1),
-                       validation_grouping=get("validation_grouping", "random"),
+    def get(name: str):
+        return stored_setting(config, name) if isinstance(config, dict) else getattr(config, name)
+
+    return load_splits(get("data"), test_data=get("test_data"), text_column=get("text_column"),
+                       label_column=get("label_column"), label_map=get("label_map"),
+                       validation_split=get("validation_split"), validation_grouping=get("validation_grouping"),
                        max_train_samples=get("max_train_samples"), max_eval_samples=get("max_eval_samples"),
-                       seed=get("seed", 42))
+                       seed=get("seed"))
 
 
 def load_labelled(data: str, split: str = "test", text_column: str | None = None, label_column: str | None = None,

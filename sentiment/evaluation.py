@@ -22,6 +22,14 @@ def _check(labels: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return labels, probs
 
 
+def validation_metrics(labels: np.ndarray, probs: np.ndarray) -> dict:
+    """Accuracy and mean negative log-likelihood of class probabilities (n, 2), as a training epoch records them
+    (eval_accuracy, eval_loss; probabilities clipped at 1e-7)."""
+    labels, probs = np.asarray(labels, dtype=np.int64), np.asarray(probs, dtype=np.float64)
+    picked = np.clip(probs[np.arange(len(labels)), labels], 1e-7, 1.0)
+    return {"eval_accuracy": float((probs.argmax(-1) == labels).mean()), "eval_loss": float(-np.log(picked).mean())}
+
+
 def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
     """95 % Wilson score interval of a proportion: well-behaved near 0 and 1 and for small n, unlike the normal
     approximation (Wilson 1927; Brown, Cai and DasGupta 2001)."""

@@ -16,7 +16,7 @@ from transformers import AutoModelForSequenceClassification, PreTrainedModel
 
 from sentiment import runtime
 from sentiment.artifacts import TRAINING_CONFIG, read_json, verify_manifest
-from sentiment.config import ID2LABEL, TORCH_TOKENS_PER_BATCH
+from sentiment.config import ID2LABEL, TORCH_TOKENS_PER_BATCH, stored_setting
 from sentiment.engine import ENGINE_FILE, ENGINE_INFO, WEIGHTS, Int8Engine, load_engine
 from sentiment.errors import SentimentError
 from sentiment.modeling import load_tokenizer
@@ -129,8 +129,9 @@ class Predictor:
                                                          resolved_device)]
         model = AutoModelForSequenceClassification.from_pretrained(path, dtype=dtype, use_safetensors=True,
                                                                    attn_implementation="sdpa")
-        encoder = Encoder(load_tokenizer(str(path)), max_length=config.get("max_length", 512),
-                          truncation=config.get("truncation", "head+tail"), head_ratio=config.get("head_ratio", 0.25))
+        encoder = Encoder(load_tokenizer(str(path)), max_length=stored_setting(config, "max_length"),
+                          truncation=stored_setting(config, "truncation"),
+                          head_ratio=stored_setting(config, "head_ratio"))
         predictor = cls(model, encoder, device=resolved_device, precision=precision)
         if precision in ("auto", "int8") and resolved_device.type == "cpu":
             engine = load_engine(path, predictor.model, files.get(WEIGHTS, {}).get("sha256"))

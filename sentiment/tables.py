@@ -89,10 +89,14 @@ def _lineage(origin: dict | None) -> str:
     text = ""
     while origin is not None:
         config, sizes = origin["config"], origin.get("sizes", {})
-        stage = "pre-trained as a masked LM" if origin.get("stage") == "mlm" else "fine-tuned"
-        text += (f"; that folder was {stage} from {_md(config['model'])} ({config['epochs']} epoch"
-                 f"{'' if config['epochs'] == 1 else 's'} at {config['learning_rate']:g} on {sizes.get('train', 0):,} "
-                 f"texts)")
+        if config.get("stage") == "average":
+            text += (f"; that folder was the weight average of {_md(config['model'])} and "
+                     f"{_md(config['average_with'])} (weight {config['average_weight']:g} on the second)")
+        else:
+            stage = "pre-trained as a masked LM" if config.get("stage") == "mlm" else "fine-tuned"
+            text += (f"; that folder was {stage} from {_md(config['model'])} ({config['epochs']} epoch"
+                     f"{'' if config['epochs'] == 1 else 's'} at {config['learning_rate']:g} on "
+                     f"{sizes.get('train', 0):,} texts)")
         origin = origin.get("continued_from")
     return text
 
@@ -106,21 +110,36 @@ def model_card_markdown(report: dict) -> str:
     lines = ["### Model card", ""]
     base = model_name(resolved["base_model"])
     source = f" (from {_md(base)})" if base != config["model"] else ""
-    lines.append(f"- **Base model:** {_md(config['model'])}{source}{_lineage(resolved.get('continued_from'))}")
+    averaged = config.get("stage") == "average"
+    if averaged:
+        weight = config["average_weight"]
+        lines += ["- **Weight average of two models (no training):**",
+                  f"  - {1 - weight:g} × {_md(config['model'])}{source}{_lineage(resolved.get('continued_from'))}",
+                  f"  - {weight:g} × {_md(config['average_with'])}{_lineage(resolved.get('averaged_with'))}"]
+    else:
+        lines.append(f"- **Base model:** {_md(config['model'])}{source}{_lineage(resolved.get('continued_from'))}")
     data = _md(config["data"]) + (f", test from {_md(config['test_data'])}" if config.get("test_data") else "")
     grouping = config.get("validation_grouping", "random")
-    lines.append(f"- **Data:** {data}; {sizes['train']:,} train / {sizes['validation']:,} validation "
-                 f"({'grouped by movie' if grouping == 'movie' else 'random'}) / {sizes['test']:,} test reviews")
+    trained = "" if averaged else f"{sizes['train']:,} train / "
+    lines.append(f"- **Data:** {data}; {trained}{sizes['validation']:,} validation "
+                 f"({'grouped by movie' if grouping == 'movie' else 'random'}) / {sizes['test']:,} test reviews"
+                 + (" (the averaged models' split)" if averaged else ""))
     truncation = _md(config["truncation"]) + (f" (head ratio {config['head_ratio']:g})"
                                               if config["truncation"] == "head+tail" else "")
     epochs = config["epochs"]
-    lines.append(f"- **Hyperparameters:** learning rate {config['learning_rate']:g}, {epochs} epoch"
-                 f"{'' if epochs == 1 else 's'}, batch size {config['batch_size']}, max length "
-                 f"{config['max_length']} tokens, truncation {truncation}")
+    if averaged:
+        validation = (history or {}).get("average")
+        accuracy = f"validation accuracy {validation['eval_accuracy']:.4f}, " if validation else ""
+        lines.append(f"- **The average:** {accuracy}max length {config['max_length']} tokens, truncation "
+                     f"{truncation}")
+    else:
+        lines.append(f"- **Hyperparameters:** learning rate {config['learning_rate']:g}, {epochs} epoch"
+                     f"{'' if epochs == 1 else 's'}, batch size {config['batch_size']}, max length "
+                     f"{config['max_length']} tokens, truncation {truncation}")
     device = runtime.get("gpu") or runtime.get("cpu_model") or runtime["device"]
     lines.append(f"- **Runtime:** {_md(device)}, precision {_md(runtime['precision'])}, torch {_md(runtime['torch'])}")
     per_epoch = ", ".join(_duration(e["train_seconds"]) for e in history["epochs"]) if history else ""
-    lines.append(f"- **Training time:** {_duration(resolved['wall_seconds'])} in all"
+    lines.append(f"- **{'Time' if averaged else 'Training time'}:** {_duration(resolved['wall_seconds'])} in all"
                  + (f"; training per epoch: {per_epoch}" if per_epoch else ""))
     best = history.get("best_epoch") if history else None
     record = next((e for e in history["epochs"] if e["epoch"] == best), None) if history else None

@@ -30,6 +30,7 @@ from sentiment.config import TrainConfig
 from sentiment.crops import sentence_crops, teacher_folder
 from sentiment.data import Splits, config_splits
 from sentiment.errors import SentimentError
+from sentiment.evaluation import validation_metrics
 from sentiment.modeling import load_base_classifier, load_tokenizer, resolve_model
 from sentiment.predict import batched_logits, softmax
 from sentiment.targeted import targeted_sentences
@@ -254,13 +255,10 @@ def validation_logits(run: Run) -> np.ndarray:
 
 def end_epoch(run: Run, state: TrainState) -> None:
     """Validate, record the epoch in the history, keep the best weights, checkpoint, reset the running sums."""
-    probs = softmax(validation_logits(run))
-    labels = run.validation.labels
-    eval_loss = float(-np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-7, 1.0)).mean())
-    eval_accuracy = float((probs.argmax(-1) == labels).mean())
+    validation = validation_metrics(run.validation.labels, softmax(validation_logits(run)))
+    eval_accuracy = validation["eval_accuracy"]
     record = {"epoch": state.epoch + 1, "step": state.global_step, "train_loss": state.loss_sum / max(state.seen, 1),
-              "train_accuracy": state.correct / max(state.seen, 1), "eval_loss": eval_loss,
-              "eval_accuracy": eval_accuracy, "train_seconds": state.train_seconds,
+              "train_accuracy": state.correct / max(state.seen, 1), **validation, "train_seconds": state.train_seconds,
               "train_tokens_per_second": state.tokens / max(state.train_seconds, 1e-9)}
     state.history.append(record)
     log.info("epoch %d: %s", state.epoch + 1, json.dumps({k: round(v, 4) for k, v in record.items()}))

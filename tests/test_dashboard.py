@@ -65,6 +65,9 @@ def test_training_curves_with_one_epoch_show_markers(handmade_history):
 
 def test_training_curves_without_epochs_or_best_epoch(handmade_history):
     assert "no epochs" in dashboard.training_curves_figure({"epochs": [], "best_epoch": 0}).layout.annotations[-1].text
+    averaged = {"epochs": [], "best_epoch": None, "average": {"eval_accuracy": 0.924, "eval_loss": 0.22}}
+    text = dashboard.training_curves_figure(averaged).layout.annotations[-1].text
+    assert "weight average of two trained models" in text and "0.9240" in text
     fig = dashboard.training_curves_figure({"epochs": handmade_history["epochs"], "best_epoch": 0})
     assert not any(trace.name.startswith("best epoch") for trace in fig.data)
 

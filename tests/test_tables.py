@@ -114,6 +114,31 @@ def test_model_card_follows_a_run_that_continued_a_trained_folder(report):
     assert f"**Base model:** `artifacts`; that folder was fine-tuned from `{first['config']['model']}` (" in card
 
 
+def test_model_card_of_a_weight_average_names_both_models_and_their_lineage(report):
+    first = report["training_config"]
+    tuned = {**first, "config": {**first["config"], "model": "artifacts", "epochs": 1, "learning_rate": 1e-5},
+             "continued_from": first}
+    report["training_config"] = {
+        **first, "config": {**first["config"], "stage": "average", "model": "artifacts",
+                            "average_with": "runs/tuned", "average_weight": 0.25},
+        "base_model": "artifacts", "continued_from": first, "averaged_with": tuned,
+        "sizes": {"validation": 2500, "test": 25000}}
+    report["history"] = {"epochs": [], "best_epoch": None, "average": {"eval_accuracy": 0.924, "eval_loss": 0.22}}
+    card = tables.model_card_markdown(report)
+    assert "- **Weight average of two models (no training):**\n  - 0.75 × `artifacts`; that folder was fine-tuned " \
+           "from `all-MiniLM-L6-v2` (3 epochs at 2e-05 on 22,500 texts)\n  - 0.25 × `runs/tuned`; that folder was " \
+           "fine-tuned from `artifacts` (1 epoch at 1e-05 on 22,500 texts); that folder was fine-tuned from " \
+           "`all-MiniLM-L6-v2`" in card
+    assert "; 2,500 validation (random) / 25,000 test reviews (the averaged models' split)" in card
+    assert "**The average:** validation accuracy 0.9240, max length 512" in card
+    assert "Hyperparameters" not in card and "Best epoch" not in card and "**Time:**" in card
+    # A run that continued the average says what that folder was.
+    report["training_config"] = {**first, "config": {**first["config"], "model": "runs/average"},
+                                 "continued_from": report["training_config"]}
+    assert "that folder was the weight average of `artifacts` and `runs/tuned` (weight 0.25 on the second)" in \
+        tables.model_card_markdown(report)
+
+
 def test_model_card_says_whether_the_int8_engine_was_kept(report):
     assert "Int8 engine" not in tables.model_card_markdown(report)
     report["engine"] = {"kept": True, "accuracy": 0.9261, "torch_accuracy": 0.9270, "n": 25000}
