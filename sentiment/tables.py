@@ -136,10 +136,11 @@ def model_card_markdown(report: dict) -> str:
         lines.append(f"- **Hyperparameters:** learning rate {config['learning_rate']:g}, {epochs} epoch"
                      f"{'' if epochs == 1 else 's'}, batch size {config['batch_size']}, max length "
                      f"{config['max_length']} tokens, truncation {truncation}")
-    device = runtime.get("gpu") or runtime.get("cpu_model") or runtime["device"]
+    device = runtime.get("gpu") or runtime.get("cpu") or runtime["device"]
     lines.append(f"- **Runtime:** {_md(device)}, precision {_md(runtime['precision'])}, torch {_md(runtime['torch'])}")
     per_epoch = ", ".join(_duration(e["train_seconds"]) for e in history["epochs"]) if history else ""
-    lines.append(f"- **{'Time' if averaged else 'Training time'}:** {_duration(resolved['wall_seconds'])} in all"
+    lines.append(f"- **{'Time' if averaged else 'Training time'}:** {_duration(resolved['wall_seconds'])} "
+                 f"{'to the average and its validation' if averaged else 'in all'}"
                  + (f"; training per epoch: {per_epoch}" if per_epoch else ""))
     best = history.get("best_epoch") if history else None
     record = next((e for e in history["epochs"] if e["epoch"] == best), None) if history else None

@@ -219,8 +219,10 @@ def shipped_explainer(shipped_artifacts, request) -> Explainer:
     return Explainer(Predictor.from_artifacts(shipped_artifacts, precision=request.param), n_steps=32)
 
 
+# Not "hated": after three negative words it moves P(positive) by about 0.001 in the shipped models (0.039 without
+# "I hated it.", 0.038 with it), so the sign of its attribution is rounding, not evidence.
 @pytest.mark.parametrize(("text", "label", "words"), [(POSITIVE_REVIEW, "positive", ["wonderful", "loved"]),
-                                                      (NEGATIVE_REVIEW, "negative", ["awful", "hated"])])
+                                                      (NEGATIVE_REVIEW, "negative", ["dull", "boring", "awful"])])
 def test_shipped_model_attributes_obvious_words_to_their_sentiment(shipped_explainer, text, label, words):
     explanation = shipped_explainer.explain(text)
     attribution = dict(explanation.words)

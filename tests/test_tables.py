@@ -122,7 +122,8 @@ def test_model_card_of_a_weight_average_names_both_models_and_their_lineage(repo
         **first, "config": {**first["config"], "stage": "average", "model": "artifacts",
                             "average_with": "runs/tuned", "average_weight": 0.25},
         "base_model": "artifacts", "continued_from": first, "averaged_with": tuned,
-        "sizes": {"validation": 2500, "test": 25000}}
+        "sizes": {"validation": 2500, "test": 25000}, "wall_seconds": 60.0,
+        "runtime": {"device": "cpu", "precision": "bf16", "torch": "2.13.0+cpu", "cpu": "AMD EPYC"}}
     report["history"] = {"epochs": [], "best_epoch": None, "average": {"eval_accuracy": 0.924, "eval_loss": 0.22}}
     card = tables.model_card_markdown(report)
     assert "- **Weight average of two models (no training):**\n  - 0.75 × `artifacts`; that folder was fine-tuned " \
@@ -131,7 +132,8 @@ def test_model_card_of_a_weight_average_names_both_models_and_their_lineage(repo
            "`all-MiniLM-L6-v2`" in card
     assert "; 2,500 validation (random) / 25,000 test reviews (the averaged models' split)" in card
     assert "**The average:** validation accuracy 0.9240, max length 512" in card
-    assert "Hyperparameters" not in card and "Best epoch" not in card and "**Time:**" in card
+    assert "Hyperparameters" not in card and "Best epoch" not in card
+    assert "**Runtime:** `AMD EPYC`, precision `bf16`" in card and "**Time:** 1 min 00 s to the average" in card
     # A run that continued the average says what that folder was.
     report["training_config"] = {**first, "config": {**first["config"], "model": "runs/average"},
                                  "continued_from": report["training_config"]}
