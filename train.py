@@ -61,7 +61,7 @@ def average(config: TrainConfig) -> Path:
     records name, validated, then calibrated and evaluated as a trained model is."""
     from sentiment import runtime
     from sentiment.artifacts import check_writable
-    from sentiment.averaging import average_classifiers, inherited_settings, related, stored_record
+    from sentiment.averaging import average_classifiers, averaged_histories, inherited_settings, related, stored_record
     from sentiment.data import config_splits
     from sentiment.evaluation import validation_metrics
     from sentiment.modeling import load_tokenizer, resolve_model
@@ -97,7 +97,9 @@ def average(config: TrainConfig) -> Path:
         precision=precision, progress=config.progress)))
     log.info("average of %s and %s (weight %g on the second): validation accuracy %.4f", *folders.values(),
              config.average_weight, validation["eval_accuracy"])
-    finish(config, model, tokenizer, splits, {"epochs": [], "best_epoch": None, "average": validation},
+    history = {"epochs": [], "best_epoch": None, "average": validation,
+               "averaged": averaged_histories(folders["--model"], config.average_with, config.average_weight)}
+    finish(config, model, tokenizer, splits, history,
            {"runtime": runtime.describe(device, precision), "averaged_with": records["--average-with"],
             "sizes": {"validation": len(splits.validation), "test": len(splits.test)}}, started)
     return Path(config.output_dir)

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForSequenceClassification, PreTrainedModel
 
-from sentiment.artifacts import TRAINING_CONFIG, read_json
+from sentiment.artifacts import HISTORY, TRAINING_CONFIG, read_json
 from sentiment.config import SPLIT_FIELDS, WINDOW_FIELDS, flag_name, stored_setting
 from sentiment.errors import SentimentError
 from sentiment.modeling import load_tokenizer
@@ -106,3 +106,17 @@ def related(first: dict | None, second: dict | None) -> bool:
     """Whether one stored record descends from the other, or both from one trained folder."""
     ours = list(lineage(first))
     return any(record in ours for record in lineage(second))
+
+
+def averaged_histories(first: str | Path, second: str | Path, weight: float) -> list[dict]:
+    """The training epochs of the two models, for the average's curves: folder, weight, its epochs, and the epoch
+    its own count starts after (the second's after the first's where it continues the first)."""
+    parts = []
+    for folder, share in ((first, 1 - weight), (second, weight)):
+        path = Path(folder) / HISTORY
+        epochs = read_json(path).get("epochs", []) if path.is_file() else []
+        parts.append({"folder": str(folder), "weight": share, "epochs": epochs, "after_epoch": 0})
+    first_record, second_record = stored_record(first), stored_record(second)
+    if first_record is not None and second_record is not None and second_record.get("continued_from") == first_record:
+        parts[1]["after_epoch"] = len(parts[0]["epochs"])
+    return parts

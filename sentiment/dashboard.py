@@ -68,24 +68,51 @@ def pr_figure(metrics: dict) -> go.Figure:
     return _layout(fig, f"Precision-recall curve, PR AUC = {ap:.3f}")
 
 
-def training_curves_figure(history: dict) -> go.Figure:
-    """Train and validation accuracy and loss per epoch, side by side, with the best epoch marked."""
-    epochs = pd.DataFrame(history["epochs"])
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("accuracy", "loss"), horizontal_spacing=0.12)
-    if epochs.empty:
-        average = history.get("average")
-        text = (f"a weight average of two trained models: no epochs of its own<br>(validation accuracy "
-                f"{average['eval_accuracy']:.4f})" if average else "no epochs recorded")
-        fig.add_annotation(text=text, showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
-        return _layout(fig, "Training curves")
+def _epoch_traces(fig: go.Figure, epochs: pd.DataFrame, prefix: str = "", after: int = 0, symbol: str = "circle"
+                  ) -> None:
+    """Train and validation accuracy (left) and loss (right) per epoch, the epochs numbered from `after` + 1."""
     for col, metric in ((1, "accuracy"), (2, "loss")):
         for split, key, color in (("train", f"train_{metric}", TRAIN_COLOR),
                                   ("validation", f"eval_{metric}", VALIDATION_COLOR)):
             fig.add_trace(go.Scatter(
-                x=epochs["epoch"], y=epochs[key], mode="lines+markers", name=f"{split} {metric}",
-                line={"color": color, "dash": "solid" if split == "train" else "dot"}, marker={"size": 8},
-                hovertemplate=f"epoch %{{x}}<br>{split} {metric} %{{y:.4f}}<extra></extra>"), row=1, col=col)
+                x=epochs["epoch"] + after, y=epochs[key], mode="lines+markers", name=f"{prefix}{split} {metric}",
+                line={"color": color, "dash": "solid" if split == "train" else "dot"},
+                marker={"size": 8, "symbol": symbol},
+                hovertemplate=f"{prefix}epoch %{{x}}<br>{split} {metric} %{{y:.4f}}<extra></extra>"), row=1, col=col)
         fig.update_yaxes(title=metric, row=1, col=col)
+
+
+def _averaged_figure(fig: go.Figure, history: dict) -> go.Figure:
+    """A weight average has no epochs of its own: the curves of the models it averages, a continuation's epochs
+    numbered after those of the model it continues, and the average's validation figures as lines."""
+    average, parts = history["average"], history.get("averaged", [])
+    last = 1
+    for part, symbol in zip(parts, ("circle", "diamond", "square"), strict=False):
+        epochs = pd.DataFrame(part["epochs"])
+        if not epochs.empty:
+            _epoch_traces(fig, epochs, f"{part['folder']} (× {part['weight']:g}): ", part["after_epoch"], symbol)
+            last = max(last, part["after_epoch"] + int(epochs["epoch"].max()))
+    for col, key in ((1, "eval_accuracy"), (2, "eval_loss")):
+        fig.add_hline(y=average[key], line_dash="dash", line_color="black", row=1, col=col,
+                      annotation_text=f"the average: {average[key]:.4f}", annotation_position="bottom right")
+    if not parts:
+        fig.add_annotation(text="a weight average of two trained models: no epochs of its own", showarrow=False,
+                           xref="paper", yref="paper", x=0.5, y=0.5)
+    fig.update_xaxes(title="epoch", dtick=1, range=[0.5, last + 0.5])
+    return _layout(fig, f"Training curves of the averaged models (the average: validation accuracy "
+                        f"{average['eval_accuracy']:.4f})")
+
+
+def training_curves_figure(history: dict) -> go.Figure:
+    """Train and validation accuracy and loss per epoch, side by side, with the best epoch marked."""
+    epochs = pd.DataFrame(history["epochs"])
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("accuracy", "loss"), horizontal_spacing=0.12)
+    if epochs.empty and history.get("average"):
+        return _averaged_figure(fig, history)
+    if epochs.empty:
+        fig.add_annotation(text="no epochs recorded", showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
+        return _layout(fig, "Training curves")
+    _epoch_traces(fig, epochs)
     best = history.get("best_epoch")
     title = "Training curves"
     if best in set(epochs["epoch"]):

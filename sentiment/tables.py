@@ -114,7 +114,7 @@ def model_card_markdown(report: dict) -> str:
     if averaged:
         weight = config["average_weight"]
         lines += ["- **Weight average of two models (no training):**",
-                  f"  - {1 - weight:g} × {_md(config['model'])}{source}{_lineage(resolved.get('continued_from'))}",
+                  f"  - {1 - weight:g} × {_md(config['model'])}{_lineage(resolved.get('continued_from'))}",
                   f"  - {weight:g} × {_md(config['average_with'])}{_lineage(resolved.get('averaged_with'))}"]
     else:
         lines.append(f"- **Base model:** {_md(config['model'])}{source}{_lineage(resolved.get('continued_from'))}")

@@ -50,12 +50,17 @@ def test_the_average_is_the_interpolation_of_the_two_saved_weights(averaged, tin
     assert not torch.allclose(mixed["bert.pooler.dense.weight"], base["bert.pooler.dense.weight"])
 
 
-def test_the_folder_is_complete_on_the_split_and_window_of_the_trained_model(averaged, tiny_artifacts):
+def test_the_folder_is_complete_on_the_split_and_window_of_the_trained_model(averaged, tiny_model_dir,
+                                                                             tiny_artifacts):
     verify_manifest(averaged)
     names = {p.relative_to(averaged).as_posix() for p in averaged.rglob("*") if p.is_file()}
     assert {"calibration.json", "fairness.json", "behaviour.json", "evaluations/test/metrics.json"} <= names
     history, record = read_json(averaged / "history.json"), read_json(averaged / "training_config.json")
     assert history["epochs"] == [] and history["best_epoch"] is None
+    base_part, tuned_part = history["averaged"]
+    assert (base_part["folder"], base_part["weight"], base_part["epochs"]) == (str(tiny_model_dir), 0.75, [])
+    assert tuned_part["weight"] == 0.25 and tuned_part["after_epoch"] == 0  # the base has no record to continue
+    assert tuned_part["epochs"] == read_json(tiny_artifacts / "history.json")["epochs"]
     assert record["averaged_with"] == read_json(tiny_artifacts / "training_config.json")
     trained = record["averaged_with"]["config"]
     for name in ("data", "seed", "validation_split", "validation_grouping", "max_length", "truncation"):
@@ -93,6 +98,21 @@ def test_settings_come_from_every_record_of_both_lineages_and_must_agree():
     moved = {**record(), "continued_from": record(validation_split=0.2)}
     with pytest.raises(SentimentError, match="different --validation-split"):
         inherited_settings({"--model": record(), "--average-with": moved})
+
+
+def test_a_continuation_counts_its_epochs_after_those_of_the_model_it_continues(tmp_path):
+    from sentiment.artifacts import write_json
+    from sentiment.averaging import averaged_histories
+
+    shipped = record()
+    for name, rec, epochs in (("shipped", shipped, 3), ("tuned", {**record(), "continued_from": shipped}, 1)):
+        (tmp_path / name).mkdir()
+        write_json(tmp_path / name / "training_config.json", rec)
+        write_json(tmp_path / name / "history.json", {"epochs": [{"epoch": e + 1} for e in range(epochs)]})
+    parts = averaged_histories(tmp_path / "shipped", tmp_path / "tuned", 0.25)
+    assert [(p["weight"], len(p["epochs"]), p["after_epoch"]) for p in parts] == [(0.75, 3, 0), (0.25, 1, 3)]
+    (tmp_path / "tuned" / "training_config.json").unlink()
+    assert averaged_histories(tmp_path / "shipped", tmp_path / "tuned", 0.25)[1]["after_epoch"] == 0
 
 
 def test_related_follows_the_lineage():

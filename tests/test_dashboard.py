@@ -66,10 +66,28 @@ def test_training_curves_with_one_epoch_show_markers(handmade_history):
 def test_training_curves_without_epochs_or_best_epoch(handmade_history):
     assert "no epochs" in dashboard.training_curves_figure({"epochs": [], "best_epoch": 0}).layout.annotations[-1].text
     averaged = {"epochs": [], "best_epoch": None, "average": {"eval_accuracy": 0.924, "eval_loss": 0.22}}
-    text = dashboard.training_curves_figure(averaged).layout.annotations[-1].text
-    assert "weight average of two trained models" in text and "0.9240" in text
+    fig = dashboard.training_curves_figure(averaged)
+    assert "weight average of two trained models" in fig.layout.annotations[-1].text
+    assert "validation accuracy 0.9240" in fig.layout.title.text
     fig = dashboard.training_curves_figure({"epochs": handmade_history["epochs"], "best_epoch": 0})
     assert not any(trace.name.startswith("best epoch") for trace in fig.data)
+
+
+def test_training_curves_of_an_average_show_the_models_averaged_and_the_average(handmade_history):
+    tuned = [{**handmade_history["epochs"][0], "epoch": 1, "eval_accuracy": 0.91}]
+    history = {"epochs": [], "best_epoch": None, "average": {"eval_accuracy": 0.924, "eval_loss": 0.22},
+               "averaged": [{"folder": "artifacts", "weight": 0.75, "epochs": handmade_history["epochs"],
+                             "after_epoch": 0},
+                            {"folder": "runs/tuned", "weight": 0.25, "epochs": tuned, "after_epoch": 3}]}
+    fig = dashboard.training_curves_figure(history)
+    names = [trace.name for trace in fig.data]
+    assert "artifacts (× 0.75): validation accuracy" in names and "runs/tuned (× 0.25): train loss" in names
+    continued = next(t for t in fig.data if t.name == "runs/tuned (× 0.25): validation accuracy")
+    assert list(continued.x) == [4] and list(continued.y) == [0.91]  # its epoch comes after the three it continues
+    assert [shape.y0 for shape in fig.layout.shapes] == [0.924, 0.22]
+    assert "the average: 0.9240" in [a.text for a in fig.layout.annotations]
+    assert tuple(fig.layout.xaxis.range) == (0.5, 4.5)
+    fig.to_json()
 
 
 def test_reliability_figure_skips_empty_bins(handmade_metrics):
