@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -90,7 +91,8 @@ def _averaged_figure(fig: go.Figure, history: dict) -> go.Figure:
     for part, symbol in zip(parts, ("circle", "diamond", "square"), strict=False):
         epochs = pd.DataFrame(part["epochs"])
         if not epochs.empty:
-            _epoch_traces(fig, epochs, f"{part['folder']} (× {part['weight']:g}): ", part["after_epoch"], symbol)
+            name = Path(part["folder"]).name  # the full path is in the model card
+            _epoch_traces(fig, epochs, f"{name} (× {part['weight']:g}): ", part["after_epoch"], symbol)
             last = max(last, part["after_epoch"] + int(epochs["epoch"].max()))
     for col, key in ((1, "eval_accuracy"), (2, "eval_loss")):
         fig.add_hline(y=average[key], line_dash="dash", line_color="black", row=1, col=col,

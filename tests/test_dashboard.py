@@ -81,8 +81,8 @@ def test_training_curves_of_an_average_show_the_models_averaged_and_the_average(
                             {"folder": "runs/tuned", "weight": 0.25, "epochs": tuned, "after_epoch": 3}]}
     fig = dashboard.training_curves_figure(history)
     names = [trace.name for trace in fig.data]
-    assert "artifacts (× 0.75): validation accuracy" in names and "runs/tuned (× 0.25): train loss" in names
-    continued = next(t for t in fig.data if t.name == "runs/tuned (× 0.25): validation accuracy")
+    assert "artifacts (× 0.75): validation accuracy" in names and "tuned (× 0.25): train loss" in names
+    continued = next(t for t in fig.data if t.name == "tuned (× 0.25): validation accuracy")
     assert list(continued.x) == [4] and list(continued.y) == [0.91]  # its epoch comes after the three it continues
     assert [shape.y0 for shape in fig.layout.shapes] == [0.924, 0.22]
     assert "the average: 0.9240" in [a.text for a in fig.layout.annotations]
