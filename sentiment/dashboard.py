@@ -87,17 +87,18 @@ def _averaged_figure(fig: go.Figure, history: dict) -> go.Figure:
     """A weight average has no epochs of its own: the curves of the models it averages, a continuation's epochs
     numbered after those of the model it continues, and the average's validation figures as lines."""
     average, parts = history["average"], history.get("averaged", [])
-    last = 1
+    last, drawn = 1, False
     for part, symbol in zip(parts, ("circle", "diamond", "square"), strict=False):
         epochs = pd.DataFrame(part["epochs"])
         if not epochs.empty:
+            drawn = True
             name = Path(part["folder"]).name  # the full path is in the model card
             _epoch_traces(fig, epochs, f"{name} (× {part['weight']:g}): ", part["after_epoch"], symbol)
             last = max(last, part["after_epoch"] + int(epochs["epoch"].max()))
     for col, key in ((1, "eval_accuracy"), (2, "eval_loss")):
         fig.add_hline(y=average[key], line_dash="dash", line_color="black", row=1, col=col,
                       annotation_text=f"the average: {average[key]:.4f}", annotation_position="bottom right")
-    if not parts:
+    if not drawn:  # no part recorded epochs (folders trained elsewhere)
         fig.add_annotation(text="a weight average of two trained models: no epochs of its own", showarrow=False,
                            xref="paper", yref="paper", x=0.5, y=0.5)
     fig.update_xaxes(title="epoch", dtick=1, range=[0.5, last + 0.5])
