@@ -26,6 +26,8 @@ from sentiment.lexicon import CATEGORIES
 
 log = logging.getLogger(__name__)
 
+Sentence = tuple[str, int, float]  # text, label (0 negative, 1 positive), the P(positive) training asks of it
+
 POSITIVE = ("good", "enjoyable", "entertaining", "amazing", "outstanding", "impressive", "memorable", "funny",
             "perfect", "solid", "terrific", "lovely", "powerful", "stunning", "compelling", "fascinating",
             "splendid", "riveting", "witty", "masterful", "magnificent", "heartfelt", "convincing", "satisfying",
@@ -74,16 +76,18 @@ KEPT_NEGATIONS: tuple[tuple[str, str, str], ...] = (
 # (template, label, its minimal pair with the other label or None). {p}/{q}: a positive/negative word. Every
 # negation comes with its affirmative twin, filled with the same words: without the twins, "a negative word in a
 # short sentence" alone would predict "positive" in the training data, and the model learns that shortcut.
+# "not neg": a negated negative ("never lousy"), positive in label but weaker than a positive statement (litotes:
+# "not bad" is not "good"); training may ask it a softer P(positive), `negated_negative_target`.
 TEMPLATES: tuple[tuple[str, str, str | None], ...] = (
     # negation
     ("The {n} was never {p}.", "neg", "The {n} was always {p}."),
     ("Nothing about the {n} was {p}.", "neg", "Everything about the {n} was {p}."),
     ("I would never call the {n} {p}.", "neg", "I would happily call the {n} {p}."),
     ("The {n} was by no means {p}.", "neg", "The {n} was in every way {p}."),
-    ("The {n} was never {q}.", "pos", "The {n} was always {q}."),
-    ("Nothing about the {n} was {q}.", "pos", "Everything about the {n} was {q}."),
-    ("I would never call the {n} {q}.", "pos", "I would honestly call the {n} {q}."),
-    ("The {n} was by no means {q}.", "pos", "The {n} was in every way {q}."),
+    ("The {n} was never {q}.", "not neg", "The {n} was always {q}."),
+    ("Nothing about the {n} was {q}.", "not neg", "Everything about the {n} was {q}."),
+    ("I would never call the {n} {q}.", "not neg", "I would honestly call the {n} {q}."),
+    ("The {n} was by no means {q}.", "not neg", "The {n} was in every way {q}."),
     ("Far from {q}, the {n} kept me hooked.", "pos", None), ("Far from {p}, the {n} left me cold.", "neg", None),
     # negation outside the sentiment word's scope: it flips nothing, so the twin changes the word, not the negation
     ("I didn't expect much, and the {n} was {q}.", "neg", "I didn't expect much, and the {n} was {p}."),
@@ -96,11 +100,11 @@ TEMPLATES: tuple[tuple[str, str, str | None], ...] = (
     # negation with material in between
     ("I cannot honestly claim the {n}, for all its ambition, was {p}.", "neg",
      "I can honestly say the {n}, for all its ambition, was {p}."),
-    ("Nobody could say that the {n}, despite the marketing, is {q}.", "pos",
+    ("Nobody could say that the {n}, despite the marketing, is {q}.", "not neg",
      "Anybody could see that the {n}, despite the marketing, is {q}."),
     ("I wouldn't say that, even with its budget, the {n} is {p}.", "neg",
      "I would say that, even with its budget, the {n} is {p}."),
-    ("I wouldn't say that, whatever you may have read, the {n} is {q}.", "pos",
+    ("I wouldn't say that, whatever you may have read, the {n} is {q}.", "not neg",
      "I would say that, whatever you may have read, the {n} is {q}."),
     # contrast: the clause that carries the verdict decides
     ("Although the {n} is {q}, the {n2} is {p}.", "pos", "Although the {n} is {p}, the {n2} is {q}."),
@@ -127,8 +131,8 @@ TEMPLATES: tuple[tuple[str, str, str | None], ...] = (
     # questions answered
     ("Did I find the {n} {p}? No.", "neg", "Did I find the {n} {p}? Yes."),
     ("Was the {n} {p}? Not really.", "neg", "Was the {n} {p}? Very much so."),
-    ("Is the {n} {q}? No, not in the slightest.", "pos", "Is the {n} {q}? Sadly, yes."),
-    ("Did the {n} feel {q}? Never.", "pos", "Did the {n} feel {q}? Always."),
+    ("Is the {n} {q}? No, not in the slightest.", "not neg", "Is the {n} {q}? Sadly, yes."),
+    ("Did the {n} feel {q}? Never.", "not neg", "Did the {n} feel {q}? Always."),
 ) + KEPT_NEGATIONS
 IDENTITY_TEMPLATES = ("As {X}, I found the {n} {a}.", "The {n}, which follows {X} in a small town, is {a}.",
                       "I watched it with {X}, and the {n} was {a}.")
@@ -145,19 +149,20 @@ def _fill(template: str, values: dict[str, str]) -> str:
     return text[0].upper() + text[1:]
 
 
-def templated(rng: random.Random, count: int) -> list[tuple[str, int]]:
+def templated(rng: random.Random, count: int, negated_negative_target: float = 1.0) -> list[Sentence]:
     """`count` sentences: about five in six from the capability templates (each with its minimal pair where it
     has one, filled with the same words), the rest mentioning identity terms (a filled template once for every
-    group of a category, all with the same label)."""
-    out: list[tuple[str, int]] = []
+    group of a category, all with the same label). Negated negatives train toward `negated_negative_target`."""
+    out: list[Sentence] = []
+    target = {"pos": 1.0, "neg": 0.0, "not neg": negated_negative_target}
 
     def capability_sentences(until: int) -> None:
         while len(out) < until:
             template, label, twin = rng.choice(TEMPLATES)
             values = _values(rng)
-            out.append((_fill(template, values), int(label == "pos")))
+            out.append((_fill(template, values), int(label != "neg"), target[label]))
             if twin is not None:
-                out.append((_fill(twin, values), int(label != "pos")))
+                out.append((_fill(twin, values), int(label == "neg"), float(label == "neg")))
 
     capability_sentences(count - count // 6)
     while True:  # whole groups only: a group cut short would leave some of its category's terms out
@@ -166,7 +171,7 @@ def templated(rng: random.Random, count: int) -> list[tuple[str, int]]:
         text = _fill(rng.choice(IDENTITY_TEMPLATES), _values(rng, adjective))
         if len(out) + len(category.phrases) > count:
             break
-        out += [(text.replace("{X}", phrase), label) for phrase in category.phrases]
+        out += [(text.replace("{X}", phrase), label, float(label)) for phrase in category.phrases]
     capability_sentences(count)
     return out[:count]
 
@@ -177,11 +182,13 @@ def _negate(match: re.Match, rng: random.Random) -> str:
     return f"{negated[0].upper() + negated[1:] if verb[0].isupper() else negated} {adverb}{word}"
 
 
-def mine(texts: Sequence[str], labels: Sequence[int], rng: random.Random, count: int) -> list[tuple[str, int]]:
+def mine(texts: Sequence[str], labels: Sequence[int], rng: random.Random, count: int,
+         negated_negative_target: float = 1.0) -> list[Sentence]:
     """At most `count` sentences from training reviews, each as it is and negated (a minimal pair), every other pair
     also inside a negating frame: one clause, one sentiment word of the pools after a copula, agreeing with its
     review's label, no negation or contrast. As many positive as negative sentences are taken (alternately):
-    reviews hold more positive sentences of this kind, and a majority would teach that a short text is positive."""
+    reviews hold more positive sentences of this kind, and a majority would teach that a short text is positive.
+    A negative sentence negated or framed is a negated negative: it trains toward `negated_negative_target`."""
     found = []
     for text, label in zip(texts, labels, strict=True):
         for sentence in SENTENCE_BREAK.split(text):
@@ -196,26 +203,33 @@ def mine(texts: Sequence[str], labels: Sequence[int], rng: random.Random, count:
     rng.shuffle(found)
     balanced = [item for pair in zip(*([f for f in found if f[2] == label] for label in (0, 1)), strict=False)
                 for item in pair]
-    out = []
+    out: list[Sentence] = []
     for i, (sentence, match, label) in enumerate(balanced):
         if len(out) >= count:
             break
-        out += [(sentence, label), (sentence[:match.start()] + _negate(match, rng) + sentence[match.end():], 1 - label)]
+        negated = (1 - label, 0.0 if label else negated_negative_target)
+        out += [(sentence, label, float(label)),
+                (sentence[:match.start()] + _negate(match, rng) + sentence[match.end():], *negated)]
         if i // 2 % 2:  # both sentences of every other pair: the frames keep the labels' balance too
             clause = sentence if sentence.startswith("I ") else sentence[0].lower() + sentence[1:]
-            out.append((rng.choice(FRAMES).format(clause[:-1] + "."), 1 - label))
+            out.append((rng.choice(FRAMES).format(clause[:-1] + "."), *negated))
     return out[:count]
 
 
-def targeted_sentences(texts: Sequence[str], labels: Sequence[int], count: int,
-                       seed: int = 0) -> list[tuple[str, int]]:
-    """About `count` labelled sentences for training, half mined from (`texts`, `labels`) and half templated; the
-    same for a seed. Give only training reviews: nothing of validation or test may reach training."""
+def targeted_sentences(texts: Sequence[str], labels: Sequence[int], count: int, seed: int = 0,
+                       negated_negative_target: float = 1.0) -> list[Sentence]:
+    """About `count` sentences for training, half mined from (`texts`, `labels`) and half templated, each with its
+    label and the P(positive) training asks of it (the label, but `negated_negative_target` for negated
+    negatives); the same for a seed, whatever the target. Give only training reviews: nothing of validation or
+    test may reach training."""
     if count < 1:
         raise SentimentError(f"targeted augmentation needs a positive number of sentences, not {count}")
+    if not 0.5 <= negated_negative_target <= 1.0:
+        raise SentimentError(f"the target of negated negatives is a P(positive) in [0.5, 1] (they are not negative), "
+                             f"not {negated_negative_target}")
     rng = random.Random(seed)
-    mined = mine(texts, labels, rng, count // 2)
-    out = mined + templated(rng, count - len(mined))
+    mined = mine(texts, labels, rng, count // 2, negated_negative_target)
+    out = mined + templated(rng, count - len(mined), negated_negative_target)
     log.info("targeted augmentation: %d sentences (%d from training reviews, %d from templates)", len(out),
              len(mined), len(out) - len(mined))
     return out

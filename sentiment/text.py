@@ -112,11 +112,14 @@ def token_budget_batches(lengths: Sequence[int], tokens_per_batch: int, multiple
 
 @dataclass
 class EncodedSplit:
-    """Token ids of one training-time split (already truncated, with [CLS]/[SEP]) and their labels."""
+    """Token ids of one training-time split (already truncated, with [CLS]/[SEP]), their labels, and the
+    P(positive) each trains toward where some differ from the label (soft targets; None: the labels)."""
 
     input_ids: list[list[int]]
     labels: np.ndarray
+    targets: np.ndarray | None = None
 
     @classmethod
     def build(cls, frame: pd.DataFrame, encoder: Encoder) -> EncodedSplit:
-        return cls(encoder.encode(frame["text"].tolist()), frame["labels"].to_numpy())
+        targets = frame["target"].to_numpy(dtype=np.float32) if "target" in frame else None
+        return cls(encoder.encode(frame["text"].tolist()), frame["labels"].to_numpy(), targets)

@@ -83,20 +83,31 @@ def build_optimizer(model: torch.nn.Module, config: TrainConfig, total_steps: in
 def augment(train: pd.DataFrame, config: TrainConfig) -> pd.DataFrame:
     """Training reviews plus counterfactual copies (identity terms swapped, same label), targeted sentences for
     weak behavioural capabilities and teacher-checked sentence crops, all built from the training reviews only,
-    never validation or test."""
+    never validation or test. Where a targeted sentence trains toward a P(positive) other than its label (a
+    softer target for negated negatives), the frame gets a `target` column, the P(positive) of every row."""
     texts, labels, extra = train["text"].tolist(), train["labels"].tolist(), []
     if config.counterfactual_augmentation:
-        extra = counterfactual_copies(texts, labels, config.counterfactual_augmentation, config.seed)
+        extra = [(text, label, float(label)) for text, label in
+                 counterfactual_copies(texts, labels, config.counterfactual_augmentation, config.seed)]
         log.info("counterfactual augmentation: %d swapped copies added to %d training reviews", len(extra),
                  len(train))
     if config.targeted_augmentation:
-        extra += targeted_sentences(texts, labels, config.targeted_augmentation, config.seed)
+        extra += targeted_sentences(texts, labels, config.targeted_augmentation, config.seed,
+                                    config.negated_negative_target)
     if config.sentence_crops:
         teacher = teacher_folder(config.crop_teacher, config.model)
         # fp32, not the fastest engine of this machine: a run resumed elsewhere must train on the same crops
-        extra += sentence_crops(texts, labels, config.sentence_crops, teacher, config.seed, device=config.device,
-                                precision="fp32")
-    return pd.concat([train, pd.DataFrame(extra, columns=["text", "labels"])], ignore_index=True) if extra else train
+        extra += [(text, label, float(label)) for text, label in
+                  sentence_crops(texts, labels, config.sentence_crops, teacher, config.seed, device=config.device,
+                                 precision="fp32")]
+    if not extra:
+        return train
+    added = pd.DataFrame(extra, columns=["text", "labels", "target"])
+    if (added["target"] == added["labels"]).all():  # hard labels only: the loss of every earlier run
+        added = added.drop(columns="target")
+    else:
+        train = train.assign(target=train["labels"].astype(float))
+    return pd.concat([train, added], ignore_index=True)
 
 
 def _check_same_data(accelerator: Accelerator, fingerprint: list[int]) -> None:
@@ -163,7 +174,11 @@ def train_step(run: Run, batch: list[int], state: TrainState) -> float:
     labels = torch.as_tensor(run.train.labels[own], dtype=torch.long, device=run.device)
     with runtime.autocast(run.device, run.precision):
         logits = run.forward_model(**inputs).logits
-    summed = F.cross_entropy(logits.float(), labels, reduction="sum")
+    if run.train.targets is None:
+        summed = F.cross_entropy(logits.float(), labels, reduction="sum")
+    else:  # soft targets: cross-entropy against the distribution (1 - p, p)
+        p = torch.as_tensor(run.train.targets[own], dtype=torch.float32, device=run.device)
+        summed = F.cross_entropy(logits.float(), torch.stack([1 - p, p], dim=1), reduction="sum")
     accelerator.backward(run.scaler.scale(summed * weight))
     run.scaler.unscale_(run.optimizer)
     torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.config.max_grad_norm)

@@ -26,25 +26,26 @@ def test_word_pools_and_sentences_are_apart_from_the_suite():
     assert not set(targeted.NOUNS) & set(behaviour.NOUNS)
     suite = {case for test in behaviour.build_suite(seed=0, n=50) for item in test.cases
              for case in ((item,) if isinstance(item, str) else item)}
-    training = {text for text, _ in targeted.templated(random.Random(0), 3000)}
+    training = {text for text, _, _ in targeted.templated(random.Random(0), 3000)}
     assert not suite & training
 
 
 def test_mined_sentences_agree_with_their_review_and_flip_when_negated():
     out = targeted.mine(REVIEWS * 3, LABELS * 3, random.Random(0), 30)
-    assert {text for text, _ in out} <= {
+    assert {text for text, _, _ in out} <= {
         "The acting was good.", "The acting wasn't good.", "The acting was not good.",
         "Honestly the plot is really stupid!", "Honestly the plot isn't really stupid!",
         "Honestly the plot is not really stupid!",
         *(frame.format(clause) for frame in targeted.FRAMES
           for clause in ("the acting was good.", "honestly the plot is really stupid."))}
-    for text, label in out:
+    for text, label, target in out:
+        assert target == label  # hard labels by default
         negated = bool(re.search(r"n't|\bnot\b", text)) or not text.startswith(("The", "Honestly"))
         original = 1 if "acting" in text else 0
         assert label == (1 - original if negated else original), text
-    assert {label for _, label in out} == {0, 1}
+    assert {label for _, label, _ in out} == {0, 1}
     kinds = {("frame" if not text.startswith(("The", "Honestly")) else "negated" if "not" in text or "n't" in text
-              else "as is") for text, _ in out}
+              else "as is") for text, _, _ in out}
     assert kinds == {"frame", "negated", "as is"}
 
 
@@ -52,15 +53,15 @@ def test_mined_sentences_hold_as_many_positive_as_negative_of_each_kind():
     reviews = [f"The {noun} was good." for noun in ("plot", "cast", "music", "ending", "script")] + \
         ["The plot was stupid.", "The cast was stupid."]  # more positive than negative sentences to mine
     out = targeted.mine(reviews, [1] * 5 + [0] * 2, random.Random(0), 100)
-    as_is = [label for text, label in out if text in reviews]
-    negated = [label for text, label in out if text.startswith("The") and ("n't" in text or " not " in text)]
+    as_is = [label for text, label, _ in out if text in reviews]
+    negated = [label for text, label, _ in out if text.startswith("The") and ("n't" in text or " not " in text)]
     assert sorted(as_is) == [0, 0, 1, 1] and sorted(negated) == [0, 0, 1, 1]
-    assert sum(label for _, label in out) * 2 == len(out)  # frames included
+    assert sum(label for _, label, _ in out) * 2 == len(out)  # frames included
 
 
 def test_a_negation_outside_the_sentiment_words_scope_keeps_the_words_label():
     out = targeted.templated(random.Random(1), 3000)
-    scoped = [(text, label) for text, label in out if text.startswith(("I didn't expect much", "I won't lie"))]
+    scoped = [(text, label) for text, label, _ in out if text.startswith(("I didn't expect much", "I won't lie"))]
     assert scoped and {label for _, label in scoped} == {0, 1}
     for text, label in scoped:
         word = text.rstrip(".").split()[-1]
@@ -72,7 +73,7 @@ def test_negations_that_keep_their_polarity_come_in_pairs_of_both_labels_that_bo
     assert {label for _, label, _ in targeted.KEPT_NEGATIONS} == {"pos", "neg"}
     for template, _, twin in targeted.KEPT_NEGATIONS:
         assert negation.search(template) and negation.search(twin), template
-    out = dict(targeted.templated(random.Random(2), 3000))
+    out = {text: label for text, label, _ in targeted.templated(random.Random(2), 3000)}
     checked = 0
     for template, label, twin in targeted.KEPT_NEGATIONS:
         for noun in targeted.NOUNS:
@@ -86,13 +87,13 @@ def test_negations_that_keep_their_polarity_come_in_pairs_of_both_labels_that_bo
 def test_templated_labels_follow_the_verdict_and_identity_groups_share_one_label():
     out = targeted.templated(random.Random(3), 1200)
     assert len(out) == 1200
-    by_text = dict(out)
+    by_text = {text: label for text, label, _ in out}
     assert all(by_text[t] == 0 for t in by_text if t.startswith(("Nothing about", "I would never call"))
                and any(f" {w}." in t for w in targeted.POSITIVE))
     assert all(by_text[t] == 1 for t in by_text if t.startswith("Is the") and t.endswith("not in the slightest."))
     for category in CATEGORIES:
         first = category.phrases[0]
-        for text, label in out:
+        for text, label, _ in out:
             if text.startswith(f"As {first},"):
                 rest = text[len(f"As {first},"):]
                 assert all(by_text.get(f"As {p},{rest}") == label for p in category.phrases), text
@@ -118,3 +119,33 @@ def test_training_adds_the_sentences_after_the_reviews():
     out = augment(train, TrainConfig(targeted_augmentation=40))
     assert len(out) == len(train) + 40
     pd.testing.assert_frame_equal(out.iloc[:len(train)], train)
+
+
+def test_negated_negatives_train_toward_the_softer_target_and_nothing_else_does():
+    reviews = ["The plot was stupid.", "The cast was good.", "The music was lame.", "The ending was fine."]
+    hard = targeted.targeted_sentences(reviews, [0, 1, 0, 1], 600, seed=4)
+    soft = targeted.targeted_sentences(reviews, [0, 1, 0, 1], 600, seed=4, negated_negative_target=0.7)
+    assert [(t, label) for t, label, _ in soft] == [(t, label) for t, label, _ in hard]  # the same sentences
+    assert all(target == label for _, label, target in hard)
+    softened = {text for text, label, target in soft if target != label}
+    assert all(target == 0.7 and label == 1 for _, label, target in soft if target != label)
+    negated_mined = {"The plot wasn't stupid.", "The plot was not stupid.", "The music wasn't lame.",
+                     "The music was not lame."}
+    assert negated_mined & {t for t, _, _ in soft} and negated_mined & {t for t, _, _ in soft} <= softened
+    assert not {"The cast wasn't good.", "The cast was not good."} & softened  # a negated positive stays hard
+    assert any(t.startswith("Nothing about the") and any(f" {w}." in t for w in targeted.NEGATIVE) for t in softened)
+    assert not any(t.startswith("Everything about the") for t in softened)  # its twin: a hard negative
+    assert all(any(f" {w}" in t for w in targeted.NEGATIVE) for t in softened)  # every one negates a negative word
+    for bad in (0.4, 1.1):
+        with pytest.raises(SentimentError, match=r"\[0.5, 1\]"):
+            targeted.targeted_sentences(reviews, [0, 1, 0, 1], 10, negated_negative_target=bad)
+    with pytest.raises(SentimentError, match="--negated-negative-target"):
+        TrainConfig(negated_negative_target=0.3)
+
+
+def test_training_keeps_soft_targets_in_a_column_of_their_own():
+    train = pd.DataFrame({"text": REVIEWS, "labels": LABELS})
+    assert "target" not in augment(train, TrainConfig(targeted_augmentation=40))  # hard labels: the usual loss
+    out = augment(train, TrainConfig(targeted_augmentation=200, negated_negative_target=0.7))
+    assert (out["target"].iloc[:len(train)] == train["labels"]).all()
+    assert set(out["target"]) == {0.0, 0.7, 1.0} and (out["labels"][out["target"] == 0.7] == 1).all()

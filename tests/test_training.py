@@ -181,6 +181,22 @@ def test_dropout_flags_reach_the_model(tiny_model_dir):
     assert load_base_classifier(str(tiny_model_dir)).config.hidden_dropout_prob == 0.1
 
 
+def test_a_softer_target_for_negated_negatives_changes_only_what_training_asks_of_them(small_imdb, tiny_model_dir,
+                                                                                         tmp_path):
+    quick = ("--targeted-augmentation", "100", "--epochs", "1", "--save-dtype", "fp32", "--no-fairness",
+             "--no-behaviour", "--explain-mistakes", "0")
+    weights = {}
+    for target in ("1.0", "0.6"):
+        folder = tmp_path / target
+        assert train.main(argv(small_imdb, tiny_model_dir, folder, *quick, "--negated-negative-target", target)) == 0
+        config = json.loads((folder / "artifacts" / "training_config.json").read_text())
+        assert config["config"]["negated_negative_target"] == float(target)
+        assert config["sizes"]["train"] == 36 + 100  # the same sentences, whatever their target
+        with safe_open(folder / "artifacts" / "model.safetensors", "pt") as f:
+            weights[target] = {name: f.get_tensor(name) for name in f.keys()}
+    assert any(not torch.equal(weights["1.0"][n], weights["0.6"][n]) for n in weights["1.0"])
+
+
 # --- resume ----------------------------------------------------------------------------------------------------
 
 
