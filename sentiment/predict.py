@@ -167,20 +167,27 @@ class Predictor:
         """Whether `engine` beats the torch model by ENGINE_MIN_SPEEDUP in `engine_probe_seconds`. On 2 cores of an
         AMX Xeon the single-review probe took about a third of a second and the bulk probe 0.67 s, so with a
         `cache_key` the times are kept in the probe cache (`runtime.cache_folder()`) and the next load on the same
-        CPU, threads, versions and files reads them instead. A probe that fails means torch, and is not kept."""
+        CPU, threads, versions and files reads them instead. A probe that fails means torch, and is not kept; nor is
+        one that ran while other processes held the cores (`runtime.PROBE_MIN_CPU_SHARE`)."""
         folder = runtime.cache_folder() if cache_key else None
         path = folder / ENGINE_PROBE_FILE if folder is not None else None
         stored = runtime.read_probe_cache(path).get(cache_key)
         if isinstance(stored, list) and len(stored) == 2 and all(isinstance(s, float) and s > 0 for s in stored):
             (torch_s, engine_s), source = stored, f"kept in {path}"
         else:
+            started = runtime.cpu_clock()
             try:
                 torch_s, engine_s = self.engine_probe_seconds(engine, lengths, repeats, rows)
             except Exception as err:  # the probe is an optimisation, never worth failing a load over
                 log.warning("int8 engine probe failed (%s: %s); using torch", type(err).__name__, err)
                 return False
-            source = "measured"
-            if cache_key:
+            source, share = "measured", runtime.cpu_share_since(started)
+            if cache_key and share < runtime.PROBE_MIN_CPU_SHARE:
+                # Under load the engines rank differently than on an idle machine (torch's threads suffer most):
+                # right for now, perhaps wrong for the next start, which measures again.
+                log.warning("int8 engine probe ran while other processes held the CPU (it got %.0f %% of its "
+                            "threads' time); its choice holds for this load and is not kept", 100 * share)
+            elif cache_key:
                 runtime.store_probe_result(path, cache_key, [torch_s, engine_s])
         faster = torch_s >= ENGINE_MIN_SPEEDUP * engine_s
         log.info("int8 engine probe (%s), %d review(s) of %s tokens: torch %s %.1f ms, int8 %.1f ms -> %s", source,

@@ -114,6 +114,24 @@ def read_probe_cache(path: Path | None) -> dict:
         return {}
 
 
+# A probe that got less than this share of its threads' time ran beside other busy processes; its answer holds for
+# the load that measured it and is not kept. Measured on 2 cores of an AMX Xeon: 0.91 and 0.99 on an idle machine
+# for the two engine probes, 0.48 beside two busy processes.
+PROBE_MIN_CPU_SHARE = 0.75
+
+
+def cpu_clock() -> tuple[float, float]:
+    """(this process's CPU seconds, all threads, and the wall clock), to pass to `cpu_share_since`."""
+    return time.process_time(), time.perf_counter()
+
+
+def cpu_share_since(started: tuple[float, float], threads: int | None = None) -> float:
+    """The share of `threads` (default: torch's) that this process kept busy since `cpu_clock()` returned
+    `started`: near 1 for a measurement that had the cores to itself, much less where other processes held them."""
+    cpu, wall = time.process_time() - started[0], time.perf_counter() - started[1]
+    return cpu / max(wall * (threads or torch.get_num_threads()), 1e-9)
+
+
 def store_probe_result(path: Path | None, key: str, result: object) -> None:
     """Add `key: result` to a probe cache file, written atomically; a read-only folder costs a probe per run."""
     if path is None:

@@ -3,6 +3,7 @@
 import json
 import logging
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -105,8 +106,9 @@ def probe_times(monkeypatch, tmp_path):
             raise fake.error
         return (0.002, 0.001) if rows == 1 else (0.001, 0.002)
 
-    fake.error = None
+    fake.error, fake.share = None, 1.0  # the share of its threads' time a probe got: 1, an idle machine
     monkeypatch.setattr(Predictor, "engine_probe_seconds", fake)
+    monkeypatch.setattr(runtime, "cpu_share_since", lambda started, threads=None: fake.share)
     fake.calls, fake.file = calls, tmp_path / "cache" / ENGINE_PROBE_FILE
     return fake
 
@@ -142,6 +144,33 @@ def test_a_failed_probe_is_not_kept_and_a_corrupt_cache_is_measured_again(int8_a
     probe_times.file.write_text("{half a file")
     assert Predictor.from_artifacts(int8_artifacts, device="cpu", precision="auto").serves(1) is not None
     assert probe_times.calls == [1, 4, 1, 4] and len(json.loads(probe_times.file.read_text())) == 2
+
+
+def test_a_probe_measured_beside_busy_processes_decides_this_load_and_is_not_kept(int8_artifacts, probe_times,
+                                                                                   caplog):
+    if not read_json(int8_artifacts / ENGINE_INFO)["kept"]:
+        pytest.skip("no kept engine to choose")
+    probe_times.share = 0.4
+    with caplog.at_level(logging.WARNING, logger="sentiment.predict"):
+        loaded = Predictor.from_artifacts(int8_artifacts, device="cpu", precision="auto")
+    assert loaded.serves(1) is not None and loaded.serves(8) is None  # measured, so it decides this load
+    assert not probe_times.file.exists()
+    assert sum("not kept" in r.getMessage() for r in caplog.records) == 2
+    probe_times.share = 0.95  # the next start, on an idle machine, measures again and keeps it
+    Predictor.from_artifacts(int8_artifacts, device="cpu", precision="auto")
+    assert probe_times.calls == [1, 4, 1, 4] and len(json.loads(probe_times.file.read_text())) == 2
+
+
+def test_the_cpu_share_tells_a_busy_process_from_a_waiting_one():
+    started = runtime.cpu_clock()
+    end = time.perf_counter() + 0.2
+    while time.perf_counter() < end:  # one thread busy
+        pass
+    assert runtime.cpu_share_since(started, threads=1) > 0.5
+    assert runtime.cpu_share_since(started, threads=4) < 0.4  # one of four threads' time
+    started = runtime.cpu_clock()
+    time.sleep(0.2)  # the cores were somebody else's
+    assert runtime.cpu_share_since(started, threads=1) < 0.2
 
 
 def test_without_a_cache_folder_or_a_manifest_nothing_is_kept(int8_artifacts, probe_times, monkeypatch):
