@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
@@ -24,16 +23,14 @@ from transformers import PreTrainedModel, get_linear_schedule_with_warmup
 
 from sentiment import checkpoint, runtime
 from sentiment.artifacts import check_writable
-from sentiment.augment import counterfactual_copies
 from sentiment.checkpoint import TrainState
 from sentiment.config import TrainConfig
-from sentiment.crops import sentence_crops, teacher_folder
 from sentiment.data import Splits, config_splits
 from sentiment.errors import SentimentError
 from sentiment.evaluation import validation_metrics
+from sentiment.mixture import augment
 from sentiment.modeling import load_base_classifier, load_tokenizer, resolve_model
 from sentiment.predict import batched_logits, softmax
-from sentiment.targeted import targeted_sentences
 from sentiment.text import EncodedSplit, Encoder, length_grouped_batches, pad_batch
 
 log = logging.getLogger(__name__)
@@ -78,36 +75,6 @@ def build_optimizer(model: torch.nn.Module, config: TrainConfig, total_steps: in
     optimizer = torch.optim.AdamW(groups, lr=config.learning_rate, fused=device.type in ("cpu", "cuda"))
     scheduler = get_linear_schedule_with_warmup(optimizer, round(config.warmup_ratio * total_steps), total_steps)
     return optimizer, scheduler
-
-
-def augment(train: pd.DataFrame, config: TrainConfig) -> pd.DataFrame:
-    """Training reviews plus counterfactual copies (identity terms swapped, same label), targeted sentences for
-    weak behavioural capabilities and teacher-checked sentence crops, all built from the training reviews only,
-    never validation or test. Where a targeted sentence trains toward a P(positive) other than its label (a
-    softer target for negated negatives), the frame gets a `target` column, the P(positive) of every row."""
-    texts, labels, extra = train["text"].tolist(), train["labels"].tolist(), []
-    if config.counterfactual_augmentation:
-        extra = [(text, label, float(label)) for text, label in
-                 counterfactual_copies(texts, labels, config.counterfactual_augmentation, config.seed)]
-        log.info("counterfactual augmentation: %d swapped copies added to %d training reviews", len(extra),
-                 len(train))
-    if config.targeted_augmentation:
-        extra += targeted_sentences(texts, labels, config.targeted_augmentation, config.seed,
-                                    config.negated_negative_target)
-    if config.sentence_crops:
-        teacher = teacher_folder(config.crop_teacher, config.model)
-        # fp32, not the fastest engine of this machine: a run resumed elsewhere must train on the same crops
-        extra += [(text, label, float(label)) for text, label in
-                  sentence_crops(texts, labels, config.sentence_crops, teacher, config.seed, device=config.device,
-                                 precision="fp32")]
-    if not extra:
-        return train
-    added = pd.DataFrame(extra, columns=["text", "labels", "target"])
-    if (added["target"] == added["labels"]).all():  # hard labels only: the loss of every earlier run
-        added = added.drop(columns="target")
-    else:
-        train = train.assign(target=train["labels"].astype(float))
-    return pd.concat([train, added], ignore_index=True)
 
 
 def _check_same_data(accelerator: Accelerator, fingerprint: list[int]) -> None:

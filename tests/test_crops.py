@@ -10,8 +10,8 @@ import pytest
 from sentiment import crops
 from sentiment.config import TrainConfig
 from sentiment.errors import SentimentError
+from sentiment.mixture import augment
 from sentiment.predict import Predictor
-from sentiment.training import augment
 
 REVIEWS = [f"Sentence one of review {i} is here. Sentence two of it follows now! And a third one ends it."
            for i in range(40)]

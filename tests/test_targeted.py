@@ -10,7 +10,7 @@ from sentiment import behaviour, targeted
 from sentiment.config import TrainConfig
 from sentiment.errors import SentimentError
 from sentiment.lexicon import CATEGORIES
-from sentiment.training import augment
+from sentiment.mixture import augment
 
 REVIEWS = ["The acting was good. I liked it a lot.", "Honestly the plot is really stupid!",
            "The ending was good, but the rest was a mess.",  # two clauses: not mined
