@@ -34,6 +34,8 @@ class TrainState:
     seen: int = 0
     tokens: int = 0
     train_seconds: float = 0.0
+    pair_gap_sum: float = 0.0  # identity consistency: summed |logit-margin gap| of the epoch's pairs
+    pairs_seen: int = 0
     history: list[dict] = field(default_factory=list)
     best_epoch: int | None = None
     best_accuracy: float = -1.0
@@ -41,8 +43,8 @@ class TrainState:
     def next_epoch(self) -> None:
         """Count the epoch as done and reset the epoch's running sums."""
         self.epoch += 1
-        self.step_in_epoch = self.loss_sum = self.correct = self.seen = self.tokens = 0
-        self.train_seconds = 0.0
+        self.step_in_epoch = self.loss_sum = self.correct = self.seen = self.tokens = self.pairs_seen = 0
+        self.train_seconds = self.pair_gap_sum = 0.0
 
 
 def _atomic_save(payload: Any, path: Path) -> None:

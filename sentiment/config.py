@@ -129,6 +129,9 @@ class TrainConfig:
     negated_negative_target: float = _run(1.0, "with --targeted-augmentation, the P(positive) that training asks of "
                                                "negated negatives ('never lousy'): they mean 'not negative', "
                                                "weaker than praise; 1 is the hard label, at least 0.5")
+    identity_consistency: float = _run(0.0, "weight of a counterfactual logit-pairing loss: each step also asks "
+                                            "sentences of training reviews that mention identity terms and their "
+                                            "swapped copies for the same logit margin (squared gap); 0: none")
     sentence_crops: int = _run(0, "add about this many crops of 1 to 3 sentences of training reviews, half of each "
                                   "label, each kept only where --crop-teacher reads it alone as its review's label "
                                   "(p >= 0.9): plain short texts of both polarities; 0: none")
@@ -190,6 +193,8 @@ class TrainConfig:
             raise bad("targeted_augmentation", f"must be 0 (none) or more, not {self.targeted_augmentation}")
         if not 0.5 <= self.negated_negative_target <= 1.0:
             raise bad("negated_negative_target", f"must be in [0.5, 1], not {self.negated_negative_target}")
+        if self.identity_consistency < 0:
+            raise bad("identity_consistency", f"must be 0 (none) or more, not {self.identity_consistency}")
         if self.sentence_crops < 0:
             raise bad("sentence_crops", f"must be 0 (none) or more, not {self.sentence_crops}")
         if self.explain_mistakes < 0:

@@ -25,6 +25,7 @@ from sentiment import checkpoint, runtime
 from sentiment.artifacts import check_writable
 from sentiment.checkpoint import TrainState
 from sentiment.config import TrainConfig
+from sentiment.consistency import PAIRS_PER_STEP, identity_pairs, margin_gap
 from sentiment.data import Splits, config_splits
 from sentiment.errors import SentimentError
 from sentiment.evaluation import validation_metrics
@@ -56,6 +57,8 @@ class Run:
     # fp16 needs loss scaling against gradient underflow; a no-op otherwise. Not checkpointed: a resumed run
     # re-learns the scale within a few steps.
     scaler: torch.amp.GradScaler
+    # --identity-consistency: token ids of (sentence, swapped copy) pairs; None without it.
+    pairs: list[tuple[list[int], list[int]]] | None = None
 
     @property
     def device(self) -> torch.device:
@@ -99,7 +102,9 @@ def prepare(config: TrainConfig) -> Run:
     model_path = resolve_model(config.model)
     encoder = Encoder(load_tokenizer(model_path), config.max_length, config.truncation, config.head_ratio)
     train, validation = EncodedSplit.build(train_frame, encoder), EncodedSplit.build(splits.validation, encoder)
-    _check_same_data(accelerator, [len(train.labels), sum(map(len, train.input_ids)), len(validation.labels)])
+    pairs = _encoded_pairs(splits.train["text"].tolist(), encoder, config) if config.identity_consistency else None
+    _check_same_data(accelerator, [len(train.labels), sum(map(len, train.input_ids)), len(validation.labels),
+                                   len(pairs or [])])
     runtime.set_seed(config.seed)
     model = load_base_classifier(model_path, config.attention_dropout, config.hidden_dropout).to(accelerator.device)
     steps_per_epoch = -(-len(train.labels) // config.batch_size)
@@ -112,7 +117,15 @@ def prepare(config: TrainConfig) -> Run:
              if accelerator.num_processes > 1 else "")
     return Run(config, accelerator, precision, splits, encoder, train, validation, model,
                accelerator.prepare_model(model), optimizer, scheduler,
-               torch.amp.GradScaler(accelerator.device.type, enabled=precision == "fp16"))
+               torch.amp.GradScaler(accelerator.device.type, enabled=precision == "fp16"), pairs)
+
+
+def _encoded_pairs(texts: list[str], encoder: Encoder, config: TrainConfig) -> list[tuple[list[int], list[int]]]:
+    pairs = identity_pairs(texts, config.seed)
+    if not pairs:
+        raise SentimentError("--identity-consistency: no sentence of the training reviews mentions an identity term "
+                             "of the lexicon, so there is nothing to pair; leave the flag out for this data")
+    return list(zip(encoder.encode([a for a, _ in pairs]), encoder.encode([b for _, b in pairs]), strict=True))
 
 
 def _shard(batch: list[int], accelerator: Accelerator) -> tuple[list[int], float]:
@@ -125,6 +138,24 @@ def _shard(batch: list[int], accelerator: Accelerator) -> tuple[list[int], float
     return own, accelerator.num_processes / len(batch)
 
 
+def _pair_step(run: Run, state: TrainState) -> tuple[float, int]:
+    """The identity-consistency term of a step: backward through --identity-consistency times the mean squared
+    logit-margin gap of PAIRS_PER_STEP pairs drawn from (seed, process, step). Its gradients accumulate without
+    DDP's all-reduce; the batch's backward that follows reduces both. Returns the summed |gap| and the pair count."""
+    accelerator, config = run.accelerator, run.config
+    rng = np.random.default_rng([config.seed, accelerator.process_index, state.global_step])
+    chosen = rng.choice(len(run.pairs), size=min(PAIRS_PER_STEP, len(run.pairs)), replace=False).tolist()
+    inputs = pad_batch([run.pairs[i][0] for i in chosen] + [run.pairs[i][1] for i in chosen],
+                       run.encoder.pad_token_id, config.pad_to_multiple_of)
+    inputs = {k: v.to(run.device) for k, v in inputs.items()}
+    with accelerator.no_sync(run.forward_model):
+        with runtime.autocast(run.device, run.precision):
+            logits = run.forward_model(**inputs).logits
+        gap = margin_gap(logits)
+        accelerator.backward(run.scaler.scale(config.identity_consistency * gap.pow(2).mean()))
+    return float(gap.detach().abs().sum()), len(chosen)
+
+
 def train_step(run: Run, batch: list[int], state: TrainState) -> float:
     """One optimizer step on a global batch of example indices; updates the epoch's running sums (summed over
     processes); returns the batch's mean loss."""
@@ -132,6 +163,7 @@ def train_step(run: Run, batch: list[int], state: TrainState) -> float:
     own, weight = _shard(batch, accelerator)
     # Dropout drawn from (seed, process, step): a resumed run repeats the masks of an uninterrupted one.
     torch.manual_seed(run.config.seed * 1_000_003 + accelerator.process_index * 10_007 + state.global_step)
+    gap_sum, pairs = _pair_step(run, state) if run.pairs else (0.0, 0)
     inputs = pad_batch([run.train.input_ids[i] for i in own], run.encoder.pad_token_id,
                        run.config.pad_to_multiple_of)
     tokens = int(inputs["attention_mask"].sum()) if weight else 0  # counted on the host: no device sync
@@ -154,6 +186,7 @@ def train_step(run: Run, batch: list[int], state: TrainState) -> float:
     run.scheduler.step()
     run.optimizer.zero_grad(set_to_none=True)
     local = [summed.item(), int((logits.argmax(-1) == labels).sum()), len(own), tokens] if weight else [0, 0, 0, 0]
+    local += [gap_sum, pairs]
     totals = accelerator.reduce(torch.tensor(local, dtype=torch.float64, device=run.device), "sum").tolist()
     state.global_step += 1
     state.step_in_epoch += 1
@@ -161,6 +194,8 @@ def train_step(run: Run, batch: list[int], state: TrainState) -> float:
     state.correct += int(totals[1])
     state.seen += int(totals[2])
     state.tokens += int(totals[3])
+    state.pair_gap_sum += totals[4]
+    state.pairs_seen += int(totals[5])
     return totals[0] / len(batch)
 
 
@@ -242,6 +277,8 @@ def end_epoch(run: Run, state: TrainState) -> None:
     record = {"epoch": state.epoch + 1, "step": state.global_step, "train_loss": state.loss_sum / max(state.seen, 1),
               "train_accuracy": state.correct / max(state.seen, 1), **validation, "train_seconds": state.train_seconds,
               "train_tokens_per_second": state.tokens / max(state.train_seconds, 1e-9)}
+    if state.pairs_seen:  # --identity-consistency: the mean |logit-margin gap| its pairs had in training
+        record["train_identity_gap"] = state.pair_gap_sum / state.pairs_seen
     state.history.append(record)
     log.info("epoch %d: %s", state.epoch + 1, json.dumps({k: round(v, 4) for k, v in record.items()}))
     improved = eval_accuracy > state.best_accuracy

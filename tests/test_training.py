@@ -20,6 +20,7 @@ from safetensors import safe_open
 import train
 from sentiment import checkpoint
 from sentiment.artifacts import verify_manifest
+from sentiment.consistency import identity_pairs
 from sentiment.data import review_key
 from sentiment.errors import SentimentError
 from sentiment.predict import Predictor
@@ -28,8 +29,10 @@ REPO = Path(__file__).resolve().parents[1]
 # Small and deterministic: 36 train / 12 validation / 16 test reviews, 128 tokens, one thread, fp32 compute.
 BASE = ["--batch-size", "8", "--max-length", "128", "--validation-split", "0.25", "--learning-rate", "1e-3",
         "--precision", "fp32", "--device", "cpu", "--num-threads", "1", "--no-progress", "--no-int8"]
-# Resume runs checkpoint after every step; fp32 weights so that equality is exact.
-RESUMABLE = ["--epochs", "2", "--batch-size", "4", "--checkpoint-minutes", "0", "--save-dtype", "fp32"]
+# Resume runs checkpoint after every step; fp32 weights so that equality is exact; the identity-consistency pairs
+# too, so that a resumed run must also draw the same pairs.
+RESUMABLE = ["--epochs", "2", "--batch-size", "4", "--checkpoint-minutes", "0", "--save-dtype", "fp32",
+             "--identity-consistency", "1"]
 TIME_KEYS = ("train_seconds", "train_tokens_per_second")
 
 
@@ -195,6 +198,43 @@ def test_a_softer_target_for_negated_negatives_changes_only_what_training_asks_o
         with safe_open(folder / "artifacts" / "model.safetensors", "pt") as f:
             weights[target] = {name: f.get_tensor(name) for name in f.keys()}
     assert any(not torch.equal(weights["1.0"][n], weights["0.6"][n]) for n in weights["1.0"])
+
+
+def _quick_run(small_imdb, tiny_model_dir, folder, *extra):
+    quick = ("--epochs", "2", "--save-dtype", "fp32", "--no-fairness", "--no-behaviour", "--explain-mistakes", "0",
+             "--no-calibrate")
+    assert train.main(argv(small_imdb, tiny_model_dir, folder, *quick, *extra)) == 0
+    return folder / "artifacts"
+
+
+def _pool_gap(folder, texts) -> float:
+    pairs = identity_pairs(texts, seed=42)
+    predictor = Predictor.from_artifacts(folder, precision="fp32", verify=False)
+    logits = [np.log(predictor.predict_proba([a, b])) for a, b in pairs]
+    return float(np.mean([abs((la[0, 1] - la[0, 0]) - (la[1, 1] - la[1, 0])) for la in logits]))
+
+
+def test_the_loss_narrows_the_gap_it_measures_and_the_history_records_it(small_imdb, tiny_model_dir, review_tables,
+                                                                          tmp_path):
+    texts = review_tables[0]["text"].tolist()
+    plain = _quick_run(small_imdb, tiny_model_dir, tmp_path / "plain")
+    paired = _quick_run(small_imdb, tiny_model_dir, tmp_path / "paired", "--identity-consistency", "50")
+    history = json.loads((paired / "history.json").read_text())["epochs"]
+    assert history[0]["train_identity_gap"] > 0
+    assert "train_identity_gap" not in json.loads((plain / "history.json").read_text())["epochs"][0]
+    assert _pool_gap(paired, texts) < 0.75 * _pool_gap(plain, texts)  # 0.12 against 0.19 when written
+
+
+def test_data_without_identity_terms_says_to_leave_the_flag_out(tmp_path, tiny_model_dir, capsys):
+    data = tmp_path / "data"
+    data.mkdir()
+    words = ["great fun", "dull and slow", "a fine score", "weak plot"]
+    frame = pd.DataFrame({"text": [f"This was {w}, scene {i} of it." for i in range(8) for w in words],
+                          "label": [i % 2 for _ in range(8) for i in range(4)]})
+    frame.to_parquet(data / "train.parquet")
+    frame.to_parquet(data / "test.parquet")
+    assert train.main(argv(data, tiny_model_dir, tmp_path, "--identity-consistency", "1")) == 2
+    assert "nothing to pair; leave the flag out" in capsys.readouterr().err
 
 
 # --- resume ----------------------------------------------------------------------------------------------------
