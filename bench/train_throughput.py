@@ -3,7 +3,8 @@
     python bench/train_throughput.py [--data ../shared/data/imdb] [--reviews 512] [--steps 24]
 
 (a) ours: length-grouped batches padded to multiples of 64, bf16 autocast where "auto" picks it, no attention
-dropout, fused AdamW (also timed with --hidden-dropout 0, not the default); (b) the Trainer as tutorials write it:
+dropout, dropout masks from random bits, fused AdamW (also timed with --hidden-dropout 0, not the default, and
+with --dropout-masks bernoulli, torch's own masks); (b) the Trainer as tutorials write it:
 padding to max_length, fp32, batch 16; (c) the Trainer with its best flags: bf16, length-grouped sampling
 (transformers 5's train_sampling_strategy="group_by_length"), dynamic padding. Same default model, max length 512,
 batch 16, learning rate 2e-5. Prints JSON: real (non-pad) tokens/s of each, the ratios, the machine's measured bf16
@@ -56,15 +57,18 @@ def flops_per_token(model: torch.nn.Module, seq_len: float) -> float:
     return 6 * non_embedding + attention
 
 
-def ours(frame: pd.DataFrame, model_path: str, steps: int, hidden_dropout: float = 0.1) -> dict:
-    config = TrainConfig(model=DEFAULT_MODEL, epochs=1, progress=False, hidden_dropout=hidden_dropout)
+def ours(frame: pd.DataFrame, model_path: str, steps: int, hidden_dropout: float = 0.1,
+         dropout_masks: str = "bits") -> dict:
+    config = TrainConfig(model=DEFAULT_MODEL, epochs=1, progress=False, hidden_dropout=hidden_dropout,
+                         dropout_masks=dropout_masks)
     accelerator = Accelerator(cpu=runtime.resolve_device("auto").type == "cpu")
     device = accelerator.device
     precision = runtime.resolve_precision("auto", device)
     encoder = Encoder(load_tokenizer(model_path), config.max_length, config.truncation, config.head_ratio)
     train = EncodedSplit(encoder.encode(frame["text"].tolist()), frame["labels"].to_numpy())
     runtime.set_seed(0)
-    model = load_base_classifier(model_path, config.attention_dropout, config.hidden_dropout).to(device)
+    model = load_base_classifier(model_path, config.attention_dropout, config.hidden_dropout,
+                                 config.dropout_masks).to(device)
     optimizer, scheduler = build_optimizer(model, config, steps, device)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     run = Run(config, accelerator, precision, None, encoder, train, train, model, model, optimizer, scheduler, scaler)
@@ -136,6 +140,10 @@ def main() -> None:
     result["ours_hidden_dropout_0"].pop("model")
     result["hidden_dropout_0_speedup"] = (result["ours_hidden_dropout_0"]["real_tokens_per_s"]
                                           / ours_result["real_tokens_per_s"])
+    result["ours_bernoulli_masks"] = ours(frame, model_path, args.steps, dropout_masks="bernoulli")
+    result["ours_bernoulli_masks"].pop("model")
+    result["bits_masks_speedup"] = (ours_result["real_tokens_per_s"]
+                                    / result["ours_bernoulli_masks"]["real_tokens_per_s"])
     result["trainer_best_flags"] = trainer(frame, model_path, max(4, args.steps // 3), best=True)
     result["trainer_tutorial"] = trainer(frame, model_path, max(3, args.steps // 6), best=False)
     ours_tps = ours_result["real_tokens_per_s"]

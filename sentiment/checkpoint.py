@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from sentiment.config import TrainConfig, flag_name, resume_keys
+from sentiment.config import RECORD_DEFAULTS, TrainConfig, flag_name, resume_keys
 from sentiment.errors import SentimentError
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,8 @@ def restore(folder: Path, config: dict, model: torch.nn.Module, optimizer: torch
         raise SentimentError(f"--resume: no checkpoint at {path}; run without --resume to start, or point "
                              f"--checkpoint-dir at the folder of the interrupted run")
     payload = torch.load(path, map_location="cpu", weights_only=True)
-    defaults = TrainConfig().to_dict()  # settings added since the checkpoint was written had these values
+    # settings added since the checkpoint was written: what the run did before each existed
+    defaults = {**TrainConfig().to_dict(), **RECORD_DEFAULTS}
     changed = [k for k in RESUME_KEYS if payload["config"].get(k, defaults[k]) != config[k]]
     if changed:
         raise SentimentError(f"--resume: the checkpoint in {folder} was made with other settings "

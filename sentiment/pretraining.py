@@ -27,7 +27,7 @@ from sentiment.checkpoint import TrainState
 from sentiment.config import TrainConfig
 from sentiment.data import config_splits
 from sentiment.errors import SentimentError
-from sentiment.modeling import load_tokenizer, resolve_model
+from sentiment.modeling import load_tokenizer, resolve_model, use_bits_dropout
 from sentiment.sources import read_table, split_file
 from sentiment.text import length_grouped_batches
 from sentiment.training import build_optimizer, run_epoch
@@ -102,6 +102,8 @@ def pretrain(config: TrainConfig) -> Path:
                                                  attn_implementation="sdpa",
                                                  hidden_dropout_prob=config.hidden_dropout,
                                                  attention_probs_dropout_prob=config.attention_dropout).to(device)
+    if config.dropout_masks == "bits":
+        use_bits_dropout(model)
     collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=config.mlm_probability,
                                                pad_to_multiple_of=config.pad_to_multiple_of)
     steps_per_epoch = -(-len(train_ids) // config.batch_size)

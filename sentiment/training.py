@@ -106,7 +106,8 @@ def prepare(config: TrainConfig) -> Run:
     _check_same_data(accelerator, [len(train.labels), sum(map(len, train.input_ids)), len(validation.labels),
                                    len(pairs or [])])
     runtime.set_seed(config.seed)
-    model = load_base_classifier(model_path, config.attention_dropout, config.hidden_dropout).to(accelerator.device)
+    model = load_base_classifier(model_path, config.attention_dropout, config.hidden_dropout,
+                                 config.dropout_masks).to(accelerator.device)
     steps_per_epoch = -(-len(train.labels) // config.batch_size)
     total_steps = steps_per_epoch * config.epochs
     if config.max_steps is not None:

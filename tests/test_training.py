@@ -314,6 +314,20 @@ def test_resume_with_other_settings_names_the_flags(small_imdb, tiny_model_dir, 
     assert not (tmp_path / "artifacts").exists()
 
 
+def test_a_checkpoint_from_before_dropout_masks_existed_resumes_only_with_bernoulli_masks(
+        small_imdb, tiny_model_dir, uninterrupted, tmp_path, capsys):
+    payload = torch.load(uninterrupted / "checkpoints" / checkpoint.CHECKPOINT, weights_only=True)
+    del payload["config"]["dropout_masks"]  # as a checkpoint written before the flag
+    (tmp_path / "checkpoints").mkdir()
+    torch.save(payload, tmp_path / "checkpoints" / checkpoint.CHECKPOINT)
+    best = Path("checkpoints", checkpoint.BEST)
+    (tmp_path / best).write_bytes((uninterrupted / best).read_bytes())
+    flags = argv(small_imdb, tiny_model_dir, tmp_path, *RESUMABLE, "--resume")
+    assert train.main(flags) == 2
+    assert "--dropout-masks" in capsys.readouterr().err
+    assert train.main([*flags, "--dropout-masks", "bernoulli"]) == 0
+
+
 def test_resume_without_a_checkpoint_says_where_it_looked(small_imdb, tiny_model_dir, tmp_path):
     from sentiment.config import TrainConfig
 
