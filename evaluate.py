@@ -88,7 +88,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if config.int8:
         print(f"int8 engine {'kept' if result['kept'] else 'not kept'} in {config.artifacts}: accuracy "
-              f"{result['accuracy']:.4f} on {result['n']:,} test reviews, torch {result['torch_accuracy']:.4f}")
+              f"{result['accuracy']:.4f} on {result['n']:,} test reviews, torch {result['torch_accuracy']:.4f}; same "
+              f"label on {100 * result['agreement']['labels_agree']:.1f} %, mean |difference| of P(positive) "
+              f"{result['agreement']['mean_abs_difference']:.4f}")
     elif config.behaviour:
         worst = max(result["tests"], key=lambda t: t["failure_rate"])
         print(f"behavioural report written to {config.artifacts}: mean failure rate {result['mean_failure_rate']:.3f}"

@@ -137,11 +137,11 @@ def finish(config: TrainConfig, model: PreTrainedModel, tokenizer: PreTrainedTok
         predictor = Predictor.from_artifacts(folder, device=config.device, precision=config.precision, verify=False)
         test_file = Path(config.test_data or config.data).expanduser()
         test = Labelled(splits.test, f"{splits.source} [test]", sha256_file(test_file) if test_file.is_file() else None)
-        metrics = assess.evaluate_into(folder, TEST_EVALUATION, predictor, test, config.test_data or config.data,
-                                       "test", progress=config.progress, text_column=config.text_column,
-                                       explain_mistakes=config.explain_mistakes)
+        assess.evaluate_into(folder, TEST_EVALUATION, predictor, test, config.test_data or config.data, "test",
+                             progress=config.progress, text_column=config.text_column,
+                             explain_mistakes=config.explain_mistakes)
         if config.int8:
-            int8_engine_into(folder, predictor, test.frame, metrics["accuracy"], config)
+            int8_engine_into(folder, predictor, test.frame, config)
         if config.fairness:
             assess.fairness_into(folder, predictor, test.frame["text"].tolist(), config.fairness_max_reviews,
                                  config.seed)
@@ -149,7 +149,7 @@ def finish(config: TrainConfig, model: PreTrainedModel, tokenizer: PreTrainedTok
             assess.behaviour_into(folder, predictor, config.seed)
 
 
-def int8_engine_into(folder: Path, predictor, test, torch_accuracy: float, config: TrainConfig) -> None:
+def int8_engine_into(folder: Path, predictor, test, config: TrainConfig) -> None:
     """The int8 engine of the trained model, where it can be built; a failure costs the engine, never the run."""
     from sentiment import assess
     from sentiment.engine import ENGINE_FILE, ENGINE_INFO, missing_packages
@@ -160,7 +160,10 @@ def int8_engine_into(folder: Path, predictor, test, torch_accuracy: float, confi
                     if predictor.device.type != "cpu" else f"{', '.join(missing_packages())} not installed")
         return
     try:
-        assess.engine_into(folder, predictor, test, torch_accuracy, progress=config.progress)
+        torch_probs = assess.stored_torch_probabilities(folder, len(test))
+        if torch_probs is None:
+            raise SentimentError("the test evaluation just written is not torch's on the whole split")
+        assess.engine_into(folder, predictor, test, torch_probs, progress=config.progress)
     except Exception as err:  # the model and its evaluation are worth more than the engine
         log.warning("int8 engine not built (%s: %s); build it later with evaluate.py --int8", type(err).__name__, err)
         for name in (ENGINE_FILE, ENGINE_INFO):

@@ -17,7 +17,7 @@ from sentiment.artifacts import (
     EVALUATION_INFO,
     EVALUATIONS,
     FAIRNESS,
-    METRICS,
+    PREDICTIONS,
     TEST_EVALUATION,
     TRAINING_CONFIG,
     read_json,
@@ -171,32 +171,42 @@ def store_behaviour(artifacts: str | Path, seed: int = 0, device: str = "auto", 
     return result
 
 
-def engine_into(folder: Path, predictor: Predictor, test: pd.DataFrame, torch_accuracy: float,
+def engine_into(folder: Path, predictor: Predictor, test: pd.DataFrame, torch_probs: np.ndarray,
                 progress: bool = False) -> dict:
-    """Build the int8 engine of the saved model in `folder` and verify it on `test` against `torch_accuracy`
-    (the torch model's accuracy on those same reviews); engine.json says whether it was kept."""
+    """Build the int8 engine of the saved model in `folder` and verify it on `test` against `torch_probs` (the torch
+    model's P(positive) on those same reviews, in their order); engine.json says whether it was kept."""
     sequences = predictor.encoder.encode(test["text"].tolist())
-    return build_engine(folder, predictor.model, sequences, test["labels"].to_numpy(), torch_accuracy,
+    return build_engine(folder, predictor.model, sequences, test["labels"].to_numpy(), torch_probs,
                         predictor.encoder.pad_token_id, predictor.tokens_per_batch, progress=progress)
+
+
+def stored_torch_probabilities(folder: Path, n: int) -> np.ndarray | None:
+    """P(positive) of the folder's stored test evaluation, in the split's order, where torch made it on all `n`
+    reviews; else None."""
+    stored = folder / EVALUATIONS / TEST_EVALUATION
+    info = read_json(stored / EVALUATION_INFO) if (stored / EVALUATION_INFO).is_file() else {}
+    if info.get("model", {}).get("engine") != "torch" or info.get("n") != n or not (stored / PREDICTIONS).is_file():
+        return None
+    predictions = pd.read_parquet(stored / PREDICTIONS, columns=["row", "prob_positive"]).sort_values("row")
+    if predictions["row"].tolist() != list(range(n)):
+        return None
+    return predictions["prob_positive"].to_numpy(np.float64)
 
 
 def store_engine(artifacts: str | Path, device: str = "auto", precision: str = "auto", progress: bool = False) -> dict:
     """evaluate.py --int8: build and verify the int8 engine of a complete folder on the test split its training run
-    used, against the torch model's accuracy there (its stored test evaluation if torch made it, else measured)."""
+    used, against the torch model's probabilities there (its stored test evaluation if torch made it, else
+    measured)."""
     folder = Path(artifacts)
     if not (folder / TRAINING_CONFIG).is_file():
         raise SentimentError(f"{folder}: no {TRAINING_CONFIG}, so the test split to verify the engine on is unknown")
     test = config_splits(read_json(folder / TRAINING_CONFIG)["config"]).test
     predictor = Predictor.from_artifacts(folder, device=device, precision="fp32" if precision == "auto" else precision)
-    stored = folder / EVALUATIONS / TEST_EVALUATION
-    info = read_json(stored / EVALUATION_INFO) if (stored / EVALUATION_INFO).is_file() else {}
-    if info.get("model", {}).get("engine") == "torch" and info.get("n") == len(test):
-        torch_accuracy = read_json(stored / METRICS)["accuracy"]
-    else:
-        log.info("no torch evaluation of the test split stored; measuring the torch model's accuracy first")
-        probs = predictor.predict_proba(test["text"].tolist(), progress=progress)
-        torch_accuracy = float((probs.argmax(-1) == test["labels"].to_numpy()).mean())
+    torch_probs = stored_torch_probabilities(folder, len(test))
+    if torch_probs is None:
+        log.info("no torch evaluation of the test split stored; measuring the torch model's probabilities first")
+        torch_probs = predictor.predict_proba(test["text"].tolist(), progress=progress)[:, 1]
     result: dict = {}
-    update_atomically(folder, lambda copy: result.update(engine_into(copy, predictor, test, torch_accuracy,
+    update_atomically(folder, lambda copy: result.update(engine_into(copy, predictor, test, torch_probs,
                                                                       progress=progress)))
     return result

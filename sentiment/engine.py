@@ -23,6 +23,7 @@ from transformers import PreTrainedModel
 
 from sentiment.artifacts import ENGINE_INFO, read_json, sha256_file, write_json
 from sentiment.errors import SentimentError
+from sentiment.evaluation import calibration
 from sentiment.text import pad_batch, token_budget_batches
 
 log = logging.getLogger(__name__)
@@ -136,27 +137,47 @@ def load_engine(folder: str | Path, model: PreTrainedModel, weights_sha256: str 
         return None
 
 
+def agreement(probs: np.ndarray, reference: np.ndarray, labels: np.ndarray) -> dict:
+    """How far the engine's P(positive) strays from the torch model's on the same reviews: the share of labels
+    they agree on, the mean, 99th percentile and largest absolute difference, and each one's ECE (10 bins)."""
+    probs, reference = np.asarray(probs, dtype=np.float64), np.asarray(reference, dtype=np.float64)
+    difference = np.abs(probs - reference)
+    return {"labels_agree": float(((probs >= 0.5) == (reference >= 0.5)).mean()),
+            "mean_abs_difference": float(difference.mean()),
+            "p99_abs_difference": float(np.quantile(difference, 0.99)),
+            "max_abs_difference": float(difference.max()),
+            "ece": calibration(labels, probs)["ece"], "torch_ece": calibration(labels, reference)["ece"]}
+
+
 def build_engine(folder: Path, model: PreTrainedModel, sequences: Sequence[Sequence[int]], labels: np.ndarray,
-                 reference_accuracy: float, pad_token_id: int, tokens_per_batch: int = 16384,
+                 reference_probs: np.ndarray, pad_token_id: int, tokens_per_batch: int = 16384,
                  progress: bool = False) -> dict:
     """Export the int8 engine into `folder`, score it on the encoded test split and keep it only if its accuracy is
-    within MAX_ACCURACY_DROP of `reference_accuracy` (the torch model's on the same reviews); engine.json records
-    the check either way. Needs onnxruntime and onnx."""
+    within MAX_ACCURACY_DROP of the torch model's, whose P(positive) on the same reviews is `reference_probs`;
+    engine.json records the check either way, with how far the two models' probabilities differ (`agreement`).
+    Needs onnxruntime and onnx."""
     missing = missing_packages()
     if missing:
         raise SentimentError(f"the int8 engine needs {', '.join(missing)}: pip install onnxruntime onnx onnxscript")
     if not len(sequences):
         raise SentimentError("the int8 engine needs test reviews to be verified on; none were given")
+    labels, reference_probs = np.asarray(labels), np.asarray(reference_probs, dtype=np.float64)
+    if reference_probs.shape != (len(sequences),) or labels.shape != (len(sequences),):
+        raise SentimentError(f"the int8 engine is verified on {len(sequences)} reviews but got {labels.shape[0]} "
+                             f"labels and {reference_probs.shape[0]} torch probabilities")
     path = folder / ENGINE_FILE
     export_int8(model, path)
     engine = Int8Engine(path, word_embeddings(model))
-    predicted = engine.logits(sequences, pad_token_id, tokens_per_batch, progress=progress).argmax(-1)
-    accuracy = float((predicted == np.asarray(labels)).mean())
+    logits = engine.logits(sequences, pad_token_id, tokens_per_batch, progress=progress)
+    probs = torch.softmax(torch.from_numpy(logits).double(), -1)[:, 1].numpy()
+    accuracy = float(((probs >= 0.5) == labels).mean())
+    reference_accuracy = float(((reference_probs >= 0.5) == labels).mean())
     kept = accuracy >= reference_accuracy - MAX_ACCURACY_DROP
     info = {"file": ENGINE_FILE, "kept": kept, "onnxruntime": engine.version, "opset": OPSET,
             "quantisation": "dynamic int8, weights per channel, after ONNX Runtime's BERT fusions",
             "weights_sha256": sha256_file(folder / WEIGHTS), "n": len(sequences), "accuracy": accuracy,
             "torch_accuracy": reference_accuracy, "max_drop": MAX_ACCURACY_DROP,
+            "agreement": agreement(probs, reference_probs, labels),
             "reason": None if kept else f"accuracy {accuracy:.4f} is more than {MAX_ACCURACY_DROP} below torch's "
                                         f"{reference_accuracy:.4f}"}
     if not kept:

@@ -156,6 +156,11 @@ def model_card_markdown(report: dict) -> str:
     if engine is not None:
         check = (f"accuracy {engine['accuracy']:.4f} on {engine['n']:,} test reviews against the torch model's "
                  f"{engine['torch_accuracy']:.4f}")
+        agree = engine.get("agreement")  # engine.json from before the agreement was recorded has none
+        if agree is not None:
+            check += (f"; the same label on {100 * agree['labels_agree']:.1f} % of them, P(positive) "
+                      f"{agree['mean_abs_difference']:.3f} from torch's on average (99th percentile "
+                      f"{agree['p99_abs_difference']:.3f}), ECE {agree['ece']:.4f} against {agree['torch_ece']:.4f}")
         verdict = f"kept, {check}; it serves predictions where it is measured faster" if engine["kept"] else \
             f"not kept, {check}"
         lines.append(f"- **Int8 engine (ONNX Runtime):** {verdict}")

@@ -35,6 +35,10 @@ def test_the_engine_is_verified_listed_and_agrees_with_torch(int8_artifacts, rev
     info = read_json(int8_artifacts / ENGINE_INFO)
     assert info["n"] == 16 and info["kept"] == (info["accuracy"] >= info["torch_accuracy"] - 0.002)
     assert ENGINE_FILE in verify_manifest(int8_artifacts)["files"]
+    # The reference is the stored torch evaluation of the same split, read in the split's order.
+    stored = read_json(int8_artifacts / "evaluations" / "test" / "metrics.json")
+    assert info["torch_accuracy"] == pytest.approx(stored["accuracy"])
+    assert info["agreement"]["torch_ece"] == pytest.approx(stored["ece"], abs=1e-6)
     if not info["kept"]:
         pytest.skip("the tiny random model's int8 copy lost accuracy; the rejection is tested below")
     torch_only = Predictor.from_artifacts(int8_artifacts, device="cpu", precision="fp32")
@@ -45,15 +49,36 @@ def test_the_engine_is_verified_listed_and_agrees_with_torch(int8_artifacts, rev
     np.testing.assert_allclose(int8.predict_proba(texts), torch_only.predict_proba(texts), atol=0.05)
 
 
-def test_an_engine_less_accurate_than_torch_is_not_kept(tiny_artifacts, tmp_path):
+def test_an_engine_less_accurate_than_torch_is_not_kept(tiny_artifacts, tmp_path, monkeypatch):
     folder = tmp_path / "a"
     shutil.copytree(tiny_artifacts, folder)
     predictor = Predictor.from_artifacts(folder, device="cpu", precision="fp32")
     sequences = predictor.encoder.encode(["a fine film", "a dull film"])
-    info = build_engine(folder, predictor.model, sequences, np.array([0, 1]), 1.01, predictor.encoder.pad_token_id)
-    assert not info["kept"] and "below torch" in info["reason"]
+    monkeypatch.setattr(engine_module, "MAX_ACCURACY_DROP", -0.01)  # the engine would have to beat a perfect torch
+    info = build_engine(folder, predictor.model, sequences, np.array([0, 1]), np.array([0.2, 0.9]),
+                        predictor.encoder.pad_token_id)
+    assert info["torch_accuracy"] == 1.0 and not info["kept"] and "below torch" in info["reason"]
     assert not (folder / ENGINE_FILE).exists()
     assert load_engine(folder, predictor.model) is None
+
+
+def test_the_engine_check_needs_one_torch_probability_per_review(tiny_artifacts, tmp_path):
+    predictor = Predictor.from_artifacts(tiny_artifacts, device="cpu", precision="fp32")
+    sequences = predictor.encoder.encode(["a fine film", "a dull film"])
+    with pytest.raises(SentimentError, match="2 reviews but got 2 labels and 3 torch probabilities"):
+        build_engine(tmp_path, predictor.model, sequences, np.array([0, 1]), np.array([0.2, 0.9, 0.5]),
+                     predictor.encoder.pad_token_id)
+
+
+def test_agreement_measures_how_far_the_engine_strays_from_torch():
+    labels = np.array([0, 0, 1, 1])
+    found = engine_module.agreement(np.array([0.1, 0.6, 0.7, 0.9]), np.array([0.1, 0.4, 0.8, 0.9]), labels)
+    assert found["labels_agree"] == 0.75
+    assert found["mean_abs_difference"] == pytest.approx(0.075) and found["max_abs_difference"] == pytest.approx(0.2)
+    assert 0.1 < found["p99_abs_difference"] <= 0.2
+    # ECE over the predicted class's confidence: torch is right on all four (confidences 0.9, 0.6, 0.8, 0.9)
+    assert found["torch_ece"] == pytest.approx(1 - (0.9 + 0.6 + 0.8 + 0.9) / 4)
+    assert found["ece"] > found["torch_ece"]
 
 
 def test_auto_takes_the_engine_only_where_the_probe_finds_it_faster(int8_artifacts, monkeypatch):

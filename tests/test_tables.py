@@ -148,6 +148,10 @@ def test_model_card_says_whether_the_int8_engine_was_kept(report):
            "model's 0.9270" in tables.model_card_markdown(report)
     report["engine"]["kept"] = False
     assert "not kept, accuracy 0.9261" in tables.model_card_markdown(report)
+    report["engine"]["agreement"] = {"labels_agree": 0.985, "mean_abs_difference": 0.0126, "p99_abs_difference": 0.23,
+                                     "max_abs_difference": 0.6, "ece": 0.0251, "torch_ece": 0.0256}
+    assert "the same label on 98.5 % of them, P(positive) 0.013 from torch's on average (99th percentile 0.230), " \
+           "ECE 0.0251 against 0.0256" in tables.model_card_markdown(report)
 
 
 def test_model_card_without_a_training_config_says_so(report):
