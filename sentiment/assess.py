@@ -176,8 +176,7 @@ def engine_into(folder: Path, predictor: Predictor, test: pd.DataFrame, torch_pr
     """Build the int8 engine of the saved model in `folder` and verify it on `test` against `torch_probs` (the torch
     model's P(positive) on those same reviews, in their order); engine.json says whether it was kept."""
     sequences = predictor.encoder.encode(test["text"].tolist())
-    return build_engine(folder, predictor.model, sequences, test["labels"].to_numpy(), torch_probs,
-                        predictor.encoder.pad_token_id, predictor.tokens_per_batch, progress=progress)
+    return build_engine(folder, predictor.model, sequences, test["labels"].to_numpy(), torch_probs, progress=progress)
 
 
 def stored_torch_probabilities(folder: Path, n: int) -> np.ndarray | None:

@@ -26,13 +26,10 @@ log = logging.getLogger(__name__)
 
 PRECISION_CHOICES = (*runtime.PRECISIONS, "int8")  # int8: the folder's verified ONNX Runtime engine
 ENGINE_MIN_SPEEDUP = 1.1
-# The int8 engine's batches: one long review each. On an AMD EPYC (2 cores) it ran 39.0 reviews/s at 512 padded
-# tokens per batch against 28.4 at 4,096 and 17.1 at 16,384 (bench/inference_throughput.py, docs/performance.md).
-ENGINE_TOKENS_PER_BATCH = 512  # under "auto" the int8 engine serves only where a probe measures it clearly faster
 # Under "auto" each kind of request gets the engine its probe measures faster: on an AMX Xeon the int8 engine won a
 # single review (the live page) but torch bf16 won bulk work, 37.4 against 25.4 reviews/s (docs/performance.md).
 # The probes: (lengths, reviews per call, timed calls after a warm-up) for one review, and for a batch of
-# median-length reviews (which torch runs as one batch and the engine, at 512 tokens per batch, as two).
+# median-length reviews (which torch runs as one batch and the engine one review at a time, as it always does).
 PROBES = {"single": ((64, 256), 1, 3), "bulk": ((256,), 4, 2)}
 ENGINE_PROBE_FILE = "engine_probes.json"  # in runtime.cache_folder(): the probes' times, per CPU model and files
 MAX_TEXT_CHARS = 100_000  # ~20x the longest IMDB review; beyond it tokenising alone would stall a small server
@@ -101,7 +98,6 @@ class Predictor:
         self.lock = threading.RLock()
         self.encoder = encoder
         self.tokens_per_batch = tokens_per_batch  # the torch model's inference batches
-        self.engine_tokens_per_batch = ENGINE_TOKENS_PER_BATCH
         self.pad_to_multiple_of = pad_to_multiple_of
 
     @classmethod
@@ -220,8 +216,7 @@ class Predictor:
 
     def _engine_logits(self, engine: Int8Engine, sequences: Sequence[Sequence[int]],
                        progress: bool = False) -> np.ndarray:
-        return engine.logits(sequences, self.encoder.pad_token_id, self.engine_tokens_per_batch,
-                             self.pad_to_multiple_of, progress=progress)
+        return engine.logits(sequences, progress=progress)
 
     def _torch_logits(self, sequences: Sequence[Sequence[int]], progress: bool = False) -> np.ndarray:
         return batched_logits(self.model, sequences, self.encoder.pad_token_id, self.device, self.tokens_per_batch,

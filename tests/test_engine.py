@@ -14,7 +14,7 @@ from sentiment import runtime
 from sentiment.artifacts import read_json, verify_manifest, write_json
 from sentiment.engine import ENGINE_FILE, ENGINE_INFO, build_engine, load_engine
 from sentiment.errors import SentimentError
-from sentiment.predict import ENGINE_PROBE_FILE, Predictor
+from sentiment.predict import ENGINE_PROBE_FILE, Predictor, softmax
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
@@ -49,14 +49,29 @@ def test_the_engine_is_verified_listed_and_agrees_with_torch(int8_artifacts, rev
     np.testing.assert_allclose(int8.predict_proba(texts), torch_only.predict_proba(texts), atol=0.05)
 
 
+def test_a_review_gets_the_same_engine_answer_alone_and_among_others(tiny_artifacts, tmp_path, reviews):
+    # Dynamic int8 quantisation scales activations over the whole input: batched, a review's answer would depend
+    # on its batchmates and their padding, and the live page would not serve what the verification measured.
+    predictor = Predictor.from_artifacts(tiny_artifacts, device="cpu", precision="fp32")
+    engine_module.export_int8(predictor.model, tmp_path / ENGINE_FILE)
+    engine = engine_module.Int8Engine(tmp_path / ENGINE_FILE, engine_module.word_embeddings(predictor.model))
+    # the fixture's reviews fill the tiny run's 128-token window: cut them to lengths that a batch would pad
+    texts = [" ".join(text.split()[: 4 + 9 * i]) for i, text in enumerate(reviews["text"].tolist()[:8])]
+    sequences = predictor.encoder.encode(texts)
+    assert len({len(s) for s in sequences}) > 1  # reviews of different lengths, which a batch would pad
+    together = engine.logits(sequences)
+    alone = np.concatenate([engine.logits([s]) for s in sequences])
+    np.testing.assert_array_equal(together, alone)
+    np.testing.assert_allclose(softmax(together), predictor.predict_encoded(sequences), atol=0.05)
+
+
 def test_an_engine_less_accurate_than_torch_is_not_kept(tiny_artifacts, tmp_path, monkeypatch):
     folder = tmp_path / "a"
     shutil.copytree(tiny_artifacts, folder)
     predictor = Predictor.from_artifacts(folder, device="cpu", precision="fp32")
     sequences = predictor.encoder.encode(["a fine film", "a dull film"])
     monkeypatch.setattr(engine_module, "MAX_ACCURACY_DROP", -0.01)  # the engine would have to beat a perfect torch
-    info = build_engine(folder, predictor.model, sequences, np.array([0, 1]), np.array([0.2, 0.9]),
-                        predictor.encoder.pad_token_id)
+    info = build_engine(folder, predictor.model, sequences, np.array([0, 1]), np.array([0.2, 0.9]))
     assert info["torch_accuracy"] == 1.0 and not info["kept"] and "below torch" in info["reason"]
     assert not (folder / ENGINE_FILE).exists()
     assert load_engine(folder, predictor.model) is None
@@ -66,8 +81,7 @@ def test_the_engine_check_needs_one_torch_probability_per_review(tiny_artifacts,
     predictor = Predictor.from_artifacts(tiny_artifacts, device="cpu", precision="fp32")
     sequences = predictor.encoder.encode(["a fine film", "a dull film"])
     with pytest.raises(SentimentError, match="2 reviews but got 2 labels and 3 torch probabilities"):
-        build_engine(tmp_path, predictor.model, sequences, np.array([0, 1]), np.array([0.2, 0.9, 0.5]),
-                     predictor.encoder.pad_token_id)
+        build_engine(tmp_path, predictor.model, sequences, np.array([0, 1]), np.array([0.2, 0.9, 0.5]))
 
 
 def test_agreement_measures_how_far_the_engine_strays_from_torch():
