@@ -21,6 +21,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel
 
+from sentiment import runtime
 from sentiment.artifacts import ENGINE_INFO, read_json, sha256_file, write_json
 from sentiment.errors import SentimentError
 from sentiment.evaluation import calibration
@@ -181,6 +182,10 @@ def build_engine(folder: Path, model: PreTrainedModel, sequences: Sequence[Seque
             "weights_sha256": sha256_file(folder / WEIGHTS), "n": len(sequences), "accuracy": accuracy,
             "torch_accuracy": reference_accuracy, "max_drop": MAX_ACCURACY_DROP,
             "agreement": agreement(probs, reference_probs, labels),
+            # int8 kernels differ by CPU (VNNI/AMX dot products, or AVX2's, which saturate), so the check holds for
+            # the kind of CPU that ran it
+            "verified_on": {key: value for key, value in runtime.describe(torch.device("cpu"), "int8").items()
+                            if key in ("cpu", "cpu_flags", "threads")},
             "reason": None if kept else f"accuracy {accuracy:.4f} is more than {MAX_ACCURACY_DROP} below torch's "
                                         f"{reference_accuracy:.4f}"}
     if not kept:

@@ -161,6 +161,10 @@ def model_card_markdown(report: dict) -> str:
             check += (f"; the same label on {100 * agree['labels_agree']:.1f} % of them, P(positive) "
                       f"{agree['mean_abs_difference']:.3f} from torch's on average (99th percentile "
                       f"{agree['p99_abs_difference']:.3f}), ECE {agree['ece']:.4f} against {agree['torch_ece']:.4f}")
+        machine = engine.get("verified_on")  # engine.json from before the machine was recorded has none
+        if machine is not None:
+            flags = ", ".join(machine["cpu_flags"]) or "no VNNI, AMX or native bf16 flag"
+            check += f"; checked on {machine['threads']} threads of \"{machine['cpu']}\" ({flags})"
         verdict = f"kept, {check}; it serves predictions where it is measured faster" if engine["kept"] else \
             f"not kept, {check}"
         lines.append(f"- **Int8 engine (ONNX Runtime):** {verdict}")

@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 
 import evaluate
 from sentiment import engine as engine_module
@@ -39,6 +40,8 @@ def test_the_engine_is_verified_listed_and_agrees_with_torch(int8_artifacts, rev
     stored = read_json(int8_artifacts / "evaluations" / "test" / "metrics.json")
     assert info["torch_accuracy"] == pytest.approx(stored["accuracy"])
     assert info["agreement"]["torch_ece"] == pytest.approx(stored["ece"], abs=1e-6)
+    assert info["verified_on"] == {key: runtime.describe(torch.device("cpu"), "fp32")[key]
+                                   for key in ("cpu", "cpu_flags", "threads")}
     if not info["kept"]:
         pytest.skip("the tiny random model's int8 copy lost accuracy; the rejection is tested below")
     torch_only = Predictor.from_artifacts(int8_artifacts, device="cpu", precision="fp32")

@@ -152,6 +152,10 @@ def test_model_card_says_whether_the_int8_engine_was_kept(report):
                                      "max_abs_difference": 0.6, "ece": 0.0251, "torch_ece": 0.0256}
     assert "the same label on 98.5 % of them, P(positive) 0.013 from torch's on average (99th percentile 0.230), " \
            "ECE 0.0251 against 0.0256" in tables.model_card_markdown(report)
+    report["engine"]["verified_on"] = {"cpu": "AMD EPYC", "cpu_flags": [], "threads": 2}
+    assert 'checked on 2 threads of "AMD EPYC" (no VNNI, AMX or native bf16 flag)' in tables.model_card_markdown(report)
+    report["engine"]["verified_on"]["cpu_flags"] = ["amx_int8", "avx512_vnni"]
+    assert '"AMD EPYC" (amx_int8, avx512_vnni)' in tables.model_card_markdown(report)
 
 
 def test_model_card_without_a_training_config_says_so(report):
