@@ -101,10 +101,8 @@ class Int8Engine:
         """Logits (n, 2) in the input order, one review per run and no padding.
 
         Dynamic quantisation scales each activation by its range over the whole input tensor, so in a batch a
-        review's answer would depend on its batchmates and on the padding they force on it: on 2,000 test reviews
-        (AMX Xeon) a review scored alone and in 512-token batches disagreed in label for 0.2 %. Run alone, a
-        review gets the same answer in a bulk call as on the live page, and the answer verified is the one served;
-        it cost no speed there (docs/performance.md)."""
+        review's answer would depend on its batchmates and on the padding they force on it. Run alone, a review
+        gets the same answer in a bulk call as on the live page, and the answer verified is the one served."""
         out = np.zeros((len(sequences), 2), dtype=np.float32)
         for i, sequence in enumerate(tqdm(sequences, desc="predict (int8)", unit="review", disable=not progress,
                                           dynamic_ncols=True)):
@@ -182,7 +180,7 @@ def build_engine(folder: Path, model: PreTrainedModel, sequences: Sequence[Seque
             "weights_sha256": sha256_file(folder / WEIGHTS), "n": len(sequences), "accuracy": accuracy,
             "torch_accuracy": reference_accuracy, "max_drop": MAX_ACCURACY_DROP,
             "agreement": agreement(probs, reference_probs, labels),
-            # int8 kernels differ by CPU (VNNI/AMX dot products, or AVX2's, which saturate), so the check holds for
+            # int8 kernels differ by CPU (VNNI/AMX dot products, or AVX2's, which can saturate), so the check holds for
             # the kind of CPU that ran it
             "verified_on": {key: value for key, value in runtime.describe(torch.device("cpu"), "int8").items()
                             if key in ("cpu", "cpu_flags", "threads")},
