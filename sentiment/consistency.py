@@ -19,8 +19,10 @@ from collections.abc import Sequence
 import torch
 
 from sentiment.augment import find_terms, perturb
+from sentiment.errors import SentimentError
 from sentiment.lexicon import BY_NAME, CATEGORIES
 from sentiment.targeted import SENTENCE_BREAK
+from sentiment.text import Encoder
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +58,15 @@ def identity_pairs(texts: Sequence[str], seed: int = 0,
     log.info("identity consistency: %d sentence pairs (%s)", len(pairs),
              ", ".join(f"{name} {min(per_category, len(s))}" for name, s in found.items()))
     return pairs
+
+
+def encoded_identity_pairs(texts: Sequence[str], encoder: Encoder, seed: int = 0) -> list[tuple[list[int], list[int]]]:
+    """`identity_pairs` of the training reviews, both sides encoded; an error where the data has none."""
+    pairs = identity_pairs(texts, seed)
+    if not pairs:
+        raise SentimentError("--identity-consistency: no sentence of the training reviews mentions an identity term "
+                             "of the lexicon, so there is nothing to pair; leave the flag out for this data")
+    return list(zip(encoder.encode([a for a, _ in pairs]), encoder.encode([b for _, b in pairs]), strict=True))
 
 
 def margin_gap(logits: torch.Tensor) -> torch.Tensor:

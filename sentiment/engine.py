@@ -182,8 +182,7 @@ def build_engine(folder: Path, model: PreTrainedModel, sequences: Sequence[Seque
             "agreement": agreement(probs, reference_probs, labels),
             # int8 kernels differ by CPU (VNNI/AMX dot products, or AVX2's, which can saturate), so the check holds for
             # the kind of CPU that ran it
-            "verified_on": {key: value for key, value in runtime.describe(torch.device("cpu"), "int8").items()
-                            if key in ("cpu", "cpu_flags", "threads")},
+            "verified_on": runtime.cpu_record(),
             "reason": None if kept else f"accuracy {accuracy:.4f} is more than {MAX_ACCURACY_DROP} below torch's "
                                         f"{reference_accuracy:.4f}"}
     if not kept:

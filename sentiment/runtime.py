@@ -225,13 +225,18 @@ def set_threads(num_threads: int | None, share: int = 1) -> None:
     torch.set_num_threads(max(1, num_threads))
 
 
-def describe(device: torch.device, precision: str) -> dict:
-    """What a run ran on, for the resolved config and the logs: every run records its CPU and what it offers."""
+def cpu_record() -> dict:
+    """This CPU as a record shows it: model name, the RECORDED_FLAGS it has, and torch's threads."""
     fields = cpu_fields()
     flags = set(fields.get("flags", fields.get("Features", "")).split())
-    info = {"device": str(device), "precision": precision, "torch": torch.__version__,
-            "threads": torch.get_num_threads(), "cpu": cpu_model_name(), "cpu_bf16": cpu_bf16_support(),
-            "cpu_flags": sorted(flags & RECORDED_FLAGS)}
+    return {"threads": torch.get_num_threads(), "cpu": cpu_model_name(), "cpu_flags": sorted(flags & RECORDED_FLAGS)}
+
+
+def describe(device: torch.device, precision: str) -> dict:
+    """What a run ran on, for the resolved config and the logs: every run records its CPU and what it offers."""
+    cpu = cpu_record()
+    info = {"device": str(device), "precision": precision, "torch": torch.__version__, "threads": cpu["threads"],
+            "cpu": cpu["cpu"], "cpu_bf16": cpu_bf16_support(), "cpu_flags": cpu["cpu_flags"]}
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
     return info

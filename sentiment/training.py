@@ -25,7 +25,7 @@ from sentiment import checkpoint, runtime
 from sentiment.artifacts import check_writable
 from sentiment.checkpoint import TrainState
 from sentiment.config import TrainConfig
-from sentiment.consistency import PAIRS_PER_STEP, identity_pairs, margin_gap
+from sentiment.consistency import PAIRS_PER_STEP, encoded_identity_pairs, margin_gap
 from sentiment.data import Splits, config_splits
 from sentiment.errors import SentimentError
 from sentiment.evaluation import validation_metrics
@@ -102,7 +102,8 @@ def prepare(config: TrainConfig) -> Run:
     model_path = resolve_model(config.model)
     encoder = Encoder(load_tokenizer(model_path), config.max_length, config.truncation, config.head_ratio)
     train, validation = EncodedSplit.build(train_frame, encoder), EncodedSplit.build(splits.validation, encoder)
-    pairs = _encoded_pairs(splits.train["text"].tolist(), encoder, config) if config.identity_consistency else None
+    pairs = encoded_identity_pairs(splits.train["text"].tolist(), encoder, config.seed) \
+        if config.identity_consistency else None
     _check_same_data(accelerator, [len(train.labels), sum(map(len, train.input_ids)), len(validation.labels),
                                    len(pairs or [])])
     runtime.set_seed(config.seed)
@@ -119,14 +120,6 @@ def prepare(config: TrainConfig) -> Run:
     return Run(config, accelerator, precision, splits, encoder, train, validation, model,
                accelerator.prepare_model(model), optimizer, scheduler,
                torch.amp.GradScaler(accelerator.device.type, enabled=precision == "fp16"), pairs)
-
-
-def _encoded_pairs(texts: list[str], encoder: Encoder, config: TrainConfig) -> list[tuple[list[int], list[int]]]:
-    pairs = identity_pairs(texts, config.seed)
-    if not pairs:
-        raise SentimentError("--identity-consistency: no sentence of the training reviews mentions an identity term "
-                             "of the lexicon, so there is nothing to pair; leave the flag out for this data")
-    return list(zip(encoder.encode([a for a, _ in pairs]), encoder.encode([b for _, b in pairs]), strict=True))
 
 
 def _shard(batch: list[int], accelerator: Accelerator) -> tuple[list[int], float]:
