@@ -57,15 +57,55 @@ def test_a_review_gets_the_same_engine_answer_alone_and_among_others(tiny_artifa
     # on its batchmates and their padding, and the live page would not serve what the verification measured.
     predictor = Predictor.from_artifacts(tiny_artifacts, device="cpu", precision="fp32")
     engine_module.export_int8(predictor.model, tmp_path / ENGINE_FILE)
-    engine = engine_module.Int8Engine(tmp_path / ENGINE_FILE, engine_module.word_embeddings(predictor.model))
+    # two threads: one review runs on a two-thread session, a bulk call on two one-thread sessions side by side
+    engine = engine_module.Int8Engine(tmp_path / ENGINE_FILE, engine_module.word_embeddings(predictor.model),
+                                      threads=2)
     # the fixture's reviews fill the tiny run's 128-token window: cut them to lengths that a batch would pad
     texts = [" ".join(text.split()[: 4 + 9 * i]) for i, text in enumerate(reviews["text"].tolist()[:8])]
     sequences = predictor.encoder.encode(texts)
     assert len({len(s) for s in sequences}) > 1  # reviews of different lengths, which a batch would pad
     together = engine.logits(sequences)
+    assert len(engine._workers) == 2
     alone = np.concatenate([engine.logits([s]) for s in sequences])
-    np.testing.assert_array_equal(together, alone)
+    np.testing.assert_allclose(together, alone, rtol=0, atol=1e-5)
     np.testing.assert_allclose(softmax(together), predictor.predict_encoded(sequences), atol=0.05)
+
+
+def test_the_engine_graph_fuses_attention_and_takes_no_mask(tiny_artifacts, tmp_path):
+    onnx = pytest.importorskip("onnx")
+    predictor = Predictor.from_artifacts(tiny_artifacts, device="cpu", precision="fp32")
+    engine_module.export_int8(predictor.model, tmp_path / ENGINE_FILE)
+    graph = onnx.load(tmp_path / ENGINE_FILE).graph
+    ops = [node.op_type for node in graph.node]
+    assert ops.count("QAttention") == predictor.model.config.num_hidden_layers  # Q, K and V: one int8 product
+    assert [graph_input.name for graph_input in graph.input] == ["inputs_embeds"]
+    # the model it was exported from keeps its own attention
+    assert predictor.model.config._attn_implementation != engine_module.UNMASKED_ATTENTION
+    with pytest.raises(ValueError, match="takes no mask"):
+        engine_module._unmasked_attention(None, *torch.zeros(3, 1, 2, 4, 8), attention_mask=torch.zeros(1, 1, 4, 4))
+
+
+def test_an_engine_built_before_the_fusion_still_runs(tiny_artifacts, tmp_path):
+    # Engines of earlier versions take an attention mask beside the embeddings; they are fed one of ones.
+    predictor = Predictor.from_artifacts(tiny_artifacts, device="cpu", precision="fp32")
+
+    class WithMask(torch.nn.Module):
+        def __init__(self, model):
+            super().__init__()
+            self.model = model
+
+        def forward(self, inputs_embeds, attention_mask):
+            return self.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask).logits
+
+    length = torch.export.Dim("length", max=predictor.model.config.max_position_embeddings)
+    torch.onnx.export(WithMask(predictor.model).eval(), (torch.randn(1, 16, predictor.model.config.hidden_size),
+                      torch.ones(1, 16, dtype=torch.long)), tmp_path / "old.onnx",
+                      input_names=["inputs_embeds", "attention_mask"], output_names=["logits"], dynamo=True,
+                      external_data=False, dynamic_shapes={"inputs_embeds": {1: length}, "attention_mask": {1: length}})
+    engine = engine_module.Int8Engine(tmp_path / "old.onnx", engine_module.word_embeddings(predictor.model))
+    assert engine.takes_mask
+    sequences = predictor.encoder.encode(["a fine film", "a dull and far too long film"])
+    np.testing.assert_allclose(softmax(engine.logits(sequences)), predictor.predict_encoded(sequences), atol=1e-4)
 
 
 def test_an_engine_less_accurate_than_torch_is_not_kept(tiny_artifacts, tmp_path, monkeypatch):
