@@ -36,10 +36,10 @@ python3 - "$device" >> "$out/env.txt" 2>&1 <<'EOF'
 import sys
 import torch, transformers
 sys.path.insert(0, "bench")
-from train_throughput import bf16_peak
+from train_throughput import matmul_peak
 print(f"torch {torch.__version__}, transformers {transformers.__version__}, cuda {torch.version.cuda}")
 cuda = sys.argv[1] == "cuda"
-print(f"bf16_matmul_flops {bf16_peak(8192 if cuda else 512, 10, sys.argv[1]):.4g}")
+print(f"bf16_matmul_flops {matmul_peak(8192 if cuda else 512, 10, sys.argv[1]):.4g}")
 EOF
 if command -v nvidia-smi > /dev/null; then
     nvidia-smi dmon -s u -d 5 -o T > "$out/dmon.txt" 2>&1 &

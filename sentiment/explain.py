@@ -141,9 +141,11 @@ class Explainer:
         mask = torch.ones_like(input_ids)
         steps = n_steps or self.n_steps
         with self.predictor.lock, attention_kernel(self.model, self.attention):
-            attributions, delta = self._ig.attribute(
+            # The convergence delta is computed below from the forward pass the prediction needs anyway: Captum's
+            # return_convergence_delta would run the same input and baseline through the model a second time.
+            attributions = self._ig.attribute(
                 input_ids, baselines=baseline, additional_forward_args=(mask,), n_steps=steps,
-                internal_batch_size=max(1, self.tokens_per_batch // len(ids)), return_convergence_delta=True)
+                internal_batch_size=max(1, self.tokens_per_batch // len(ids)))
             with torch.inference_mode():  # input and baseline in one batch: (2, num_labels)
                 both = self.model(input_ids=torch.cat([input_ids, baseline]),
                                   attention_mask=torch.cat([mask, mask])).logits.float()
@@ -154,7 +156,9 @@ class Explainer:
         probs = torch.softmax(logits[0], -1).tolist()
         margin = float(logits[0, 1] - logits[0, 0])
         base_margin = float(base_logits[0, 1] - base_logits[0, 0])
+        # Captum's definition: the attributions' total (every position) minus the margin change they explain
+        delta = float(attributions.double().sum()) - (margin - base_margin)
         return Explanation(label=ID2LABEL[int(np.argmax(probs))], probabilities={ID2LABEL[0]: probs[0],
-                           ID2LABEL[1]: probs[1]}, segments=segments, words=words, delta=float(delta[0]),
+                           ID2LABEL[1]: probs[1]}, segments=segments, words=words, delta=delta,
                            margin_change=margin - base_margin, n_tokens=len(encoding["input_ids"]),
                            n_seen=len(kept), truncated=len(kept) < len(encoding["input_ids"]))

@@ -118,6 +118,21 @@ def assert_complete(explanation: Explanation) -> None:
     assert abs(total - explanation.margin_change) <= abs(explanation.delta) + 1e-3 * magnitude + 1e-7
 
 
+def test_the_delta_is_captums_convergence_delta(explainer):
+    # The explainer computes the delta from its own forward pass instead of asking Captum to run a second one.
+    import torch
+
+    explanation = explainer.explain(POSITIVE_REVIEW)
+    tokenizer = explainer.predictor.encoder.tokenizer
+    input_ids = torch.tensor([tokenizer(POSITIVE_REVIEW)["input_ids"]])
+    baseline = torch.full_like(input_ids, tokenizer.pad_token_id)
+    baseline[0, 0], baseline[0, -1] = input_ids[0, 0], input_ids[0, -1]
+    _, delta = explainer._ig.attribute(input_ids, baselines=baseline, additional_forward_args=(torch.ones_like(
+        input_ids),), n_steps=explainer.n_steps, return_convergence_delta=True)
+    assert explanation.delta == pytest.approx(float(delta[0]), abs=1e-5)
+    assert explanation.delta != 0.0
+
+
 def test_explanation_covers_the_text_and_scores_every_word(explainer):
     explanation = explainer.explain(POSITIVE_REVIEW)
     assert joined(explanation.segments) == POSITIVE_REVIEW
