@@ -56,6 +56,9 @@ def _unmasked_attention(module, query, key, value, attention_mask, scaling=None,
     a mask built in a form the optimizer does not match, which left twelve small float products per layer."""
     if attention_mask is not None:
         raise ValueError("the int8 engine's attention takes no mask: it runs one unpadded review at a time")
+    if scaling is not None and not math.isclose(scaling, query.size(-1) ** -0.5, rel_tol=1e-6):
+        # the fused node scales by 1/sqrt(head size), as BERT does; a model that scales otherwise is not exported
+        raise ValueError(f"the int8 engine's attention scales by 1/sqrt(head size), this model by {scaling}")
     scores = torch.matmul(query, key.transpose(2, 3)) / math.sqrt(query.size(-1))
     weights = torch.softmax(scores, dim=-1)
     return torch.matmul(weights, value).transpose(1, 2).contiguous(), weights
@@ -107,9 +110,13 @@ def export_int8(model: PreTrainedModel, path: Path) -> None:
 
 class Int8Engine:
     """ONNX Runtime sessions of the int8 graph, with the word-embedding table they read from: one session on all
-    `threads` for a single review, and for bulk work as many one-thread sessions, each taking the next review. One
-    review is too small a task to keep two cores busy (on 2 cores of an AVX2-only EPYC one session on both did
-    27.1 reviews/s, one on one core 15.1, two side by side 29.1, with the same logits)."""
+    `threads` for a single review, and for bulk work one single-thread session per thread, each taking the next
+    review. One review is too small a task to keep two threads busy: on 2 cores of an AVX2-only EPYC, 300 test
+    reviews ran at 27.7 reviews/s on one two-thread session and 30.9 on two one-thread sessions side by side, with
+    identical logits (docs/performance.md)."""
+
+    # How bulk calls run, in the engine probes' cache key: a probe kept from another scheme does not apply.
+    BULK_SCHEME = "one review per run, on one-thread sessions side by side"
 
     def __init__(self, path: Path, word_embeddings: np.ndarray, threads: int | None = None) -> None:
         import onnxruntime as ort
@@ -145,34 +152,44 @@ class Int8Engine:
         review's answer would depend on its batchmates and on the padding they force on it. Run alone, a review
         gets the same answer in a bulk call as on the live page, and the answer verified is the one served."""
         out = np.zeros((len(sequences), 2), dtype=np.float32)
-        bar = tqdm(total=len(sequences), desc="predict (int8)", unit="review", disable=not progress,
-                   dynamic_ncols=True)
-        if len(sequences) < 2 or self.threads < 2:
-            for i, sequence in enumerate(sequences):
-                out[i] = self._run(self.session, sequence)
-                bar.update()
-            bar.close()
-            return out
-        with self._workers_lock:
-            if not self._workers:
-                self._workers = [self._session(1) for _ in range(self.threads)]
-        # Longest first, each worker taking the next review: no worker is left with the long tail at the end.
-        order = iter(sorted(range(len(sequences)), key=lambda i: -len(sequences[i])))
-        take = threading.Lock()
+        with tqdm(total=len(sequences), desc="predict (int8)", unit="review", disable=not progress,
+                  dynamic_ncols=True) as bar:
+            if len(sequences) < 2 or self.threads < 2:
+                for i, sequence in enumerate(sequences):
+                    out[i] = self._run(self.session, sequence)
+                    bar.update()
+                return out
+            with self._workers_lock:
+                if not self._workers:
+                    self._workers = [self._session(1) for _ in range(self.threads)]
+            # Longest first, each worker taking the next review: no worker is left with the long tail at the end.
+            order = iter(sorted(range(len(sequences)), key=lambda i: -len(sequences[i])))
+            take, stop = threading.Lock(), threading.Event()
 
-        def work(session) -> None:
-            while True:
-                with take:
-                    i = next(order, None)
-                if i is None:
-                    return
-                out[i] = self._run(session, sequences[i])
-                bar.update()
+            def work(session) -> None:
+                i = None
+                while not stop.is_set():
+                    with take:
+                        if i is not None:
+                            bar.update()
+                        i = next(order, None)
+                    if i is None:
+                        return
+                    try:
+                        out[i] = self._run(session, sequences[i])
+                    except BaseException:
+                        stop.set()  # the others stop at their next review instead of finishing the job
+                        raise
 
-        with ThreadPoolExecutor(len(self._workers)) as pool:
-            for done in [pool.submit(work, session) for session in self._workers]:
-                done.result()  # a worker's error reaches the caller (who falls back to torch)
-        bar.close()
+            pool = ThreadPoolExecutor(len(self._workers))
+            try:
+                for done in [pool.submit(work, session) for session in self._workers]:
+                    done.result()  # a worker's error reaches the caller (who falls back to torch)
+            except BaseException:  # also Ctrl-C in the caller's thread
+                stop.set()
+                raise
+            finally:
+                pool.shutdown(wait=True)
         return out
 
 

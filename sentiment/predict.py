@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 PRECISION_CHOICES = (*runtime.PRECISIONS, "int8")  # int8: the folder's verified ONNX Runtime engine
 ENGINE_MIN_SPEEDUP = 1.1
 # Under "auto" each kind of request gets the engine its probe measures faster: on an AMX Xeon the int8 engine won a
-# single review (the live page) but torch bf16 won bulk work, 37.4 against 25.4 reviews/s (docs/performance.md).
+# single review (the live page) but torch bf16 won bulk work, 37.4 against 25.4 reviews/s (docs/performance.md;
+# measured before the engine ran bulk work on one-thread sessions side by side and with attention fused).
 # The probes: (lengths, reviews per call, timed calls after a warm-up) for one review, and for a batch of
 # median-length reviews (which torch runs as one batch and the engine one review at a time, as it always does).
 PROBES = {"single": ((64, 256), 1, 3), "bulk": ((256,), 4, 2)}
@@ -200,6 +201,7 @@ class Predictor:
         lengths, rows, repeats = PROBES[kind]
         return " | ".join([runtime.cpu_model_name(), f"{torch.get_num_threads()} threads",
                            f"torch {torch.__version__} {self.precision}", f"onnxruntime {engine.version}",
+                           f"int8 bulk: {engine.BULK_SCHEME}",
                            f"{kind}: {rows} x {'/'.join(map(str, lengths))} tokens",
                            *(f"{name} {digest[:16]}" for name, digest in hashes.items())])
 

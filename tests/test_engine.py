@@ -67,7 +67,7 @@ def test_a_review_gets_the_same_engine_answer_alone_and_among_others(tiny_artifa
     together = engine.logits(sequences)
     assert len(engine._workers) == 2
     alone = np.concatenate([engine.logits([s]) for s in sequences])
-    np.testing.assert_allclose(together, alone, rtol=0, atol=1e-5)
+    np.testing.assert_array_equal(together, alone)
     np.testing.assert_allclose(softmax(together), predictor.predict_encoded(sequences), atol=0.05)
 
 
@@ -83,6 +83,30 @@ def test_the_engine_graph_fuses_attention_and_takes_no_mask(tiny_artifacts, tmp_
     assert predictor.model.config._attn_implementation != engine_module.UNMASKED_ATTENTION
     with pytest.raises(ValueError, match="takes no mask"):
         engine_module._unmasked_attention(None, *torch.zeros(3, 1, 2, 4, 8), attention_mask=torch.zeros(1, 1, 4, 4))
+    with pytest.raises(ValueError, match="scales by 1/sqrt"):  # head size 8: BERT would scale by 8 ** -0.5
+        engine_module._unmasked_attention(None, *torch.zeros(3, 1, 2, 4, 8), attention_mask=None, scaling=1.0)
+
+
+def test_a_failing_bulk_call_stops_its_workers_and_reaches_the_caller(int8_artifacts, monkeypatch):
+    if not read_json(int8_artifacts / ENGINE_INFO)["kept"]:
+        pytest.skip("no kept engine to load")
+    predictor = Predictor.from_artifacts(int8_artifacts, device="cpu", precision="fp32")
+    engine = engine_module.Int8Engine(int8_artifacts / ENGINE_FILE,
+                                      engine_module.word_embeddings(predictor.model), threads=2)
+    runs = []
+
+    def breaks_on_the_longest(session, sequence):  # taken first: the longest review goes first
+        runs.append(len(sequence))
+        if len(sequence) == 45:
+            raise RuntimeError("ONNX Runtime failed")
+        time.sleep(0.01)
+        return np.zeros(2, dtype=np.float32)
+
+    monkeypatch.setattr(engine, "_run", breaks_on_the_longest)
+    with pytest.raises(RuntimeError, match="ONNX Runtime failed"):
+        engine.logits([[101, *range(2000, 2000 + 3 + i), 102] for i in range(41)])  # 5 to 45 pieces
+    # the other worker stops at its next review instead of running the rest of the 41
+    assert 45 in runs and len(runs) <= 3
 
 
 def test_an_engine_built_before_the_fusion_still_runs(tiny_artifacts, tmp_path):
@@ -102,7 +126,8 @@ def test_an_engine_built_before_the_fusion_still_runs(tiny_artifacts, tmp_path):
                       torch.ones(1, 16, dtype=torch.long)), tmp_path / "old.onnx",
                       input_names=["inputs_embeds", "attention_mask"], output_names=["logits"], dynamo=True,
                       external_data=False, dynamic_shapes={"inputs_embeds": {1: length}, "attention_mask": {1: length}})
-    engine = engine_module.Int8Engine(tmp_path / "old.onnx", engine_module.word_embeddings(predictor.model))
+    engine = engine_module.Int8Engine(tmp_path / "old.onnx", engine_module.word_embeddings(predictor.model),
+                                      threads=2)  # the bulk path, one-thread sessions side by side, as well
     assert engine.takes_mask
     sequences = predictor.encoder.encode(["a fine film", "a dull and far too long film"])
     np.testing.assert_allclose(softmax(engine.logits(sequences)), predictor.predict_encoded(sequences), atol=1e-4)
