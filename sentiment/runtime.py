@@ -192,14 +192,68 @@ def resolve_precision(precision: str, device: torch.device, cache_dir: Path | No
     return "bf16" if support == "native" else "fp32"
 
 
-def explain_attention(device: torch.device, precision: str, model_attention: str) -> str:
+ATTENTION_PROBE_FILE = "explain_attention.json"  # in the probe cache folder: the IG kernel probe's answers
+
+
+def probe_explain_attention(precision: str, tokens: int = 256, rows: int = 4, repeats: int = 3) -> str:
+    """'eager' when plain matmul-softmax attention's forward and backward run clearly faster than the fused SDPA
+    kernel's on this CPU in `precision` (BERT-like shapes: `rows` x 12 heads x `tokens` x 32), else 'sdpa'. Best of
+    `repeats` after a warm-up; about a tenth of a second on 2 cores."""
+    dtype = DTYPES[precision]
+    q, k, v = (torch.randn(rows, 12, tokens, 32, dtype=dtype, requires_grad=True) for _ in range(3))
+
+    def eager():
+        weights = torch.softmax(q @ k.transpose(-1, -2) * 32 ** -0.5, dim=-1)
+        return weights @ v
+
+    seconds = {}
+    for name, attention in (("eager", eager), ("sdpa", lambda: torch.nn.functional.scaled_dot_product_attention(
+            q, k, v))):
+        timings = []
+        for _ in range(repeats + 1):
+            start = time.perf_counter()
+            attention().float().sum().backward()
+            timings.append(time.perf_counter() - start)
+        seconds[name] = min(timings[1:])
+    choice = "eager" if seconds["sdpa"] >= PROBE_MIN_SPEEDUP * seconds["eager"] else "sdpa"
+    log.info("IG attention probe (%s): eager %.1f ms, sdpa %.1f ms -> %s", precision, 1e3 * seconds["eager"],
+             1e3 * seconds["sdpa"], choice)
+    return choice
+
+
+@cache  # per process: probe at most once per CPU, precision and cache folder
+def probed_explain_attention(model_name: str, precision: str, cache_dir: Path | None) -> str:
+    """The IG kernel probe's answer for this CPU model, precision and torch version, kept in `cache_dir` between
+    runs (None: this process only). A probe that fails means SDPA, the model's default, for this process only."""
+    key = f"{model_name} | torch {torch.__version__} | {precision}"
+    path = cache_dir / ATTENTION_PROBE_FILE if cache_dir is not None else None
+    stored = read_probe_cache(path).get(key)
+    if stored in ("eager", "sdpa"):
+        return stored
+    try:
+        choice = probe_explain_attention(precision)
+    except Exception as err:  # an optimisation, never worth failing an explanation over
+        log.warning("IG attention probe failed on %s (%s: %s); using sdpa", model_name, type(err).__name__, err)
+        return "sdpa"
+    store_probe_result(path, key, choice)
+    return choice
+
+
+def explain_attention(device: torch.device, precision: str, model_attention: str, cpuinfo: str | None = None) -> str:
     """The attention kernel integrated gradients runs on; prediction keeps `model_attention`. IG's time is mostly
-    backward: on an AMX Xeon in bf16, plain matmul-softmax ("eager") attention's backward was twice as fast as the
-    fused SDPA kernel's (docs/performance.md), but on an EPYC in fp32 eager was slower (2.50 s vs 1.77 s). GPUs keep
+    backward. Measured: on an AMX Xeon in bf16 plain matmul-softmax ("eager") attention's backward was twice as fast
+    as the fused SDPA kernel's; in fp32 SDPA was faster on both EPYCs met (2.50 s vs 1.77 s with AVX512, 2.07 to
+    2.47 s vs 2.00 to 2.15 s with AVX2 only; docs/performance.md). bf16 on a CPU without AMX (AVX512-BF16, Arm
+    BF16) was never measured, so there a probe decides, cached per CPU model (`probed_explain_attention`). GPUs keep
     the model's own kernel (not measured there)."""
     if device.type != "cpu":
         return model_attention
-    return "eager" if precision == "bf16" else "sdpa"
+    if precision != "bf16":
+        return "sdpa"
+    flags = set(cpu_fields(cpuinfo).get("flags", "").split())
+    if "amx_bf16" in flags:
+        return "eager"
+    return probed_explain_attention(cpu_model_name(cpuinfo), precision, cache_folder())
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:

@@ -48,8 +48,10 @@ KINDS = [  # (cpuinfo, capability, what "auto" picks without a probe)
 @pytest.fixture(autouse=True)
 def fresh_probe_cache():
     runtime.probed_cpu_precision.cache_clear()
+    runtime.probed_explain_attention.cache_clear()
     yield
     runtime.probed_cpu_precision.cache_clear()
+    runtime.probed_explain_attention.cache_clear()
 
 
 @pytest.fixture
@@ -167,11 +169,42 @@ def test_every_run_records_its_cpu(on_cpu):
     assert runtime.describe(CPU, "bf16")["cpu_flags"] == ["bf16", "svebf16"]
 
 
-@pytest.mark.parametrize(("device", "precision", "expected"), [
-    (CPU, "bf16", "eager"), (CPU, "fp32", "sdpa"), (torch.device("cuda"), "bf16", "flash_attention_2"),
+@pytest.mark.parametrize(("device", "precision", "cpu", "expected"), [
+    (CPU, "bf16", XEON_AMX, "eager"), (CPU, "fp32", XEON_AMX, "sdpa"), (CPU, "fp32", EPYC_AVX512_BF16, "sdpa"),
+    (CPU, "fp32", EPYC_AVX2, "sdpa"), (torch.device("cuda"), "bf16", EPYC_AVX2, "flash_attention_2"),
 ])
-def test_the_explainers_attention_kernel(device, precision, expected):
-    assert runtime.explain_attention(device, precision, "flash_attention_2") == expected
+def test_the_explainers_attention_kernel_where_it_was_measured(device, precision, cpu, expected, monkeypatch):
+    monkeypatch.setattr(runtime, "probe_explain_attention", lambda *a, **kw: pytest.fail("measured: no probe"))
+    assert runtime.explain_attention(device, precision, "flash_attention_2", cpuinfo=cpu) == expected
+
+
+@pytest.mark.parametrize("cpu", [EPYC_AVX512_BF16, NEOVERSE_V1])
+@pytest.mark.parametrize("answer", ["eager", "sdpa"])
+def test_bf16_without_amx_probes_the_explainers_kernel_once_per_cpu(cpu, answer, monkeypatch, tmp_path):
+    calls = []
+    monkeypatch.setattr(runtime, "probe_explain_attention", lambda precision: calls.append(precision) or answer)
+    monkeypatch.setattr(runtime, "PROBE_CACHE", tmp_path)
+    assert runtime.explain_attention(CPU, "bf16", "sdpa", cpuinfo=cpu) == answer
+    runtime.probed_explain_attention.cache_clear()  # a new process: the answer comes from the cache file
+    assert runtime.explain_attention(CPU, "bf16", "sdpa", cpuinfo=cpu) == answer
+    assert calls == ["bf16"]
+    assert list(json.loads((tmp_path / runtime.ATTENTION_PROBE_FILE).read_text()).values()) == [answer]
+
+
+def test_a_failing_kernel_probe_means_sdpa_and_is_not_kept(monkeypatch, tmp_path, caplog):
+    def broken(precision):
+        raise RuntimeError("no kernel")
+
+    monkeypatch.setattr(runtime, "probe_explain_attention", broken)
+    monkeypatch.setattr(runtime, "PROBE_CACHE", tmp_path)
+    assert runtime.explain_attention(CPU, "bf16", "eager", cpuinfo=EPYC_AVX512_BF16) == "sdpa"
+    assert "IG attention probe failed" in caplog.text and not (tmp_path / runtime.ATTENTION_PROBE_FILE).exists()
+
+
+def test_the_kernel_probe_measures_both_kernels_on_this_machine(caplog):
+    caplog.set_level("INFO", logger="sentiment.runtime")
+    assert runtime.probe_explain_attention("fp32", tokens=32, rows=1, repeats=1) in ("eager", "sdpa")
+    assert "IG attention probe (fp32): eager" in caplog.text
 
 
 def test_entry_points_take_the_probe_cache_folder_from_the_environment(tmp_path):
