@@ -145,22 +145,29 @@ def store_probe_result(path: Path | None, key: str, result: object) -> None:
         tmp.replace(path)
 
 
+def cached_probe(path: Path | None, key: str, answers: tuple[str, str], probe, what: str) -> str:
+    """`probe()`'s answer (one of `answers`) kept under `key` in the probe cache file `path` (None: not kept), or
+    the kept one. A probe that fails means `answers[1]`, the safe default, and is not kept: probes are
+    optimisations, never worth failing a run over."""
+    stored = read_probe_cache(path).get(key)
+    if stored in answers:
+        return stored
+    try:
+        choice = probe()
+    except Exception as err:
+        log.warning("%s probe failed on %s (%s: %s); using %s", what, key, type(err).__name__, err, answers[1])
+        return answers[1]
+    store_probe_result(path, key, choice)
+    return choice
+
+
 @cache  # per process: probe (or warn) at most once per CPU and cache folder
 def probed_cpu_precision(model_name: str, cache_dir: Path | None) -> str:
     """The probe's answer for this CPU model and torch version, kept in `cache_dir`'s JSON file between runs
     (None: this process only). A probe that fails means fp32, for this process only."""
-    key = f"{model_name} | torch {torch.__version__}"
-    path = cache_dir / PROBE_CACHE_FILE if cache_dir is not None else None
-    stored = read_probe_cache(path).get(key)
-    if stored in ("bf16", "fp32"):
-        return stored
-    try:
-        choice = probe_cpu_precision()
-    except Exception as err:  # the probe is an optimisation, never worth failing a run over
-        log.warning("bf16 probe failed on %s (%s: %s); using fp32", model_name, type(err).__name__, err)
-        return "fp32"
-    store_probe_result(path, key, choice)
-    return choice
+    return cached_probe(cache_dir / PROBE_CACHE_FILE if cache_dir is not None else None,
+                        f"{model_name} | torch {torch.__version__}", ("bf16", "fp32"),
+                        lambda: probe_cpu_precision(), "bf16")
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -225,18 +232,9 @@ def probe_explain_attention(precision: str, tokens: int = 256, rows: int = 4, re
 def probed_explain_attention(model_name: str, precision: str, cache_dir: Path | None) -> str:
     """The IG kernel probe's answer for this CPU model, precision and torch version, kept in `cache_dir` between
     runs (None: this process only). A probe that fails means SDPA, the model's default, for this process only."""
-    key = f"{model_name} | torch {torch.__version__} | {precision}"
-    path = cache_dir / ATTENTION_PROBE_FILE if cache_dir is not None else None
-    stored = read_probe_cache(path).get(key)
-    if stored in ("eager", "sdpa"):
-        return stored
-    try:
-        choice = probe_explain_attention(precision)
-    except Exception as err:  # an optimisation, never worth failing an explanation over
-        log.warning("IG attention probe failed on %s (%s: %s); using sdpa", model_name, type(err).__name__, err)
-        return "sdpa"
-    store_probe_result(path, key, choice)
-    return choice
+    return cached_probe(cache_dir / ATTENTION_PROBE_FILE if cache_dir is not None else None,
+                        f"{model_name} | torch {torch.__version__} | {precision}", ("eager", "sdpa"),
+                        lambda: probe_explain_attention(precision), "IG attention")
 
 
 def explain_attention(device: torch.device, precision: str, model_attention: str, cpuinfo: str | None = None) -> str:
