@@ -12,8 +12,10 @@ import numpy as np
 
 from sentiment.lexicon import BY_NAME, CATEGORIES, OBJECT_FOLLOWERS, TARGET_ONLY, Category
 
-# Not next to any other letter or combining accent, no backtracking: "Tomás", "Weiß" and "Mary-Hélène" hold no term.
-WORD = re.compile(r"(?<![^\W\d_]|[\u0300-\u036f])(?>[A-Za-z]+(?:-[A-Za-z]+)*)(?![^\W\d_]|[\u0300-\u036f])")
+# Not next to any other letter or combining accent, nor hyphened to one, no backtracking: "Tomás", "Weiß",
+# "Mary-Hélène", "Hélène-Mary" and "日本語-bisexual" hold no term (the whole compound is the word, as in "Anglo-gay").
+WORD = re.compile(r"(?<![^\W\d_]|[\u0300-\u036f])(?<![^\W\d_]-|[\u0300-\u036f]-)(?>[A-Za-z]+(?:-[A-Za-z]+)*)"
+                  r"(?![^\W\d_]|[\u0300-\u036f])(?!-[^\W\d_])")
 NEXT_WORD = re.compile(r"\s*([A-Za-z]+)")
 ARTICLE = re.compile(r"\b(an?|An?|AN?) $")
 
