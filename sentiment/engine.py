@@ -53,7 +53,8 @@ def _unmasked_attention(module, query, key, value, attention_mask, scaling=None,
     """softmax(QK^T / sqrt(d)) V with no mask: the engine runs one unpadded review at a time, so every position is
     real. Written in the plain form ONNX Runtime's optimizer fuses into one Attention node (quantised as QAttention,
     the three projections one int8 matrix product); transformers' own eager attention scales by a product and adds
-    a mask built in a form the optimizer does not match, which left twelve small float products per layer."""
+    a mask built in a form the optimizer does not match, which left each layer three int8 projections and two float
+    matrix products, with their reshapes and transposes, as separate nodes."""
     if attention_mask is not None:
         raise ValueError("the int8 engine's attention takes no mask: it runs one unpadded review at a time")
     if scaling is not None and not math.isclose(scaling, query.size(-1) ** -0.5, rel_tol=1e-6):
