@@ -47,6 +47,12 @@ def cpu_fields(cpuinfo: str | None = None) -> dict[str, str]:
     return {key.strip(): value.strip() for key, colon, value in lines if colon}
 
 
+def cpu_flags(cpuinfo: str | None = None) -> set[str]:
+    """The CPU's feature flags: x86 `flags`, Arm `Features`."""
+    fields = cpu_fields(cpuinfo)
+    return set(fields.get("flags", fields.get("Features", "")).split())
+
+
 def cpu_model_name(cpuinfo: str | None = None) -> str:
     """`model name` on x86; Arm kernels usually print none, so the implementer and part number name the core."""
     fields = cpu_fields(cpuinfo)
@@ -57,8 +63,7 @@ def cpu_model_name(cpuinfo: str | None = None) -> str:
 def cpu_bf16_support(cpuinfo: str | None = None) -> str:
     """'native' with bf16 math in hardware; 'none' where bf16 is only emulated, slowly (x86 without AVX512,
     Arm without FEAT_BF16); 'unclear' otherwise (AVX512 without bf16, no readable cpuinfo)."""
-    fields = cpu_fields(cpuinfo)
-    flags = set(fields.get("flags", fields.get("Features", "")).split())
+    fields, flags = cpu_fields(cpuinfo), cpu_flags(cpuinfo)
     if flags & NATIVE_BF16_FLAGS:
         return "native"
     if "Features" in fields or ("flags" in fields and not flags & {"avx512f", "avx_ne_convert"}):
@@ -167,7 +172,7 @@ def probed_cpu_precision(model_name: str, cache_dir: Path | None) -> str:
     (None: this process only). A probe that fails means fp32, for this process only."""
     return cached_probe(cache_dir / PROBE_CACHE_FILE if cache_dir is not None else None,
                         f"{model_name} | torch {torch.__version__}", ("bf16", "fp32"),
-                        lambda: probe_cpu_precision(), "bf16")
+                        probe_cpu_precision, "bf16")
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -248,8 +253,7 @@ def explain_attention(device: torch.device, precision: str, model_attention: str
         return model_attention
     if precision != "bf16":
         return "sdpa"
-    flags = set(cpu_fields(cpuinfo).get("flags", "").split())
-    if "amx_bf16" in flags:
+    if "amx_bf16" in cpu_flags(cpuinfo):
         return "eager"
     return probed_explain_attention(cpu_model_name(cpuinfo), precision, cache_folder())
 
@@ -279,9 +283,8 @@ def set_threads(num_threads: int | None, share: int = 1) -> None:
 
 def cpu_record() -> dict:
     """This CPU as a record shows it: model name, the RECORDED_FLAGS it has, and torch's threads."""
-    fields = cpu_fields()
-    flags = set(fields.get("flags", fields.get("Features", "")).split())
-    return {"threads": torch.get_num_threads(), "cpu": cpu_model_name(), "cpu_flags": sorted(flags & RECORDED_FLAGS)}
+    return {"threads": torch.get_num_threads(), "cpu": cpu_model_name(),
+            "cpu_flags": sorted(cpu_flags() & RECORDED_FLAGS)}
 
 
 def describe(device: torch.device, precision: str) -> dict:
