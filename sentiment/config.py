@@ -15,6 +15,7 @@ TRUNCATIONS = ("head", "tail", "head+tail")
 DROPOUT_MASKS = ("bits", "bernoulli")
 VALIDATION_GROUPINGS = ("movie", "random")
 STAGES = ("classify", "mlm", "average")
+CROP_TARGETS = ("label", "teacher")
 # Evaluation-set names become folder names under <artifacts>/evaluations/.
 EVALUATION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # Gauss-Legendre steps of the app's explanations. Relative convergence delta on the median test review: 5.1 % with
@@ -140,6 +141,9 @@ class TrainConfig:
                                   "(p >= 0.9): plain short texts of both polarities; 0: none")
     crop_teacher: str | None = _run(None, "trained folder that checks the sentence crops' labels (default: --model, "
                                           "when it is a folder this project trained)")
+    crop_targets: str = _run("label", "label: the sentence crops keep their review's label, only where --crop-teacher "
+                                      "agrees (p >= 0.9); teacher: every crop cut trains toward the teacher's own "
+                                      "P(positive) (distillation, which holds short texts to the teacher)")
     calibrate: bool = _opt(True, "fit a temperature on the validation split and fold it into the classifier's "
                                  "weights, so every consumer of the folder gets calibrated probabilities")
     explain_mistakes: int = _opt(200, EXPLAIN_MISTAKES_HELP)
@@ -202,6 +206,10 @@ class TrainConfig:
             raise bad("identity_consistency", f"must be 0 (none) or more, not {self.identity_consistency}")
         if self.sentence_crops < 0:
             raise bad("sentence_crops", f"must be 0 (none) or more, not {self.sentence_crops}")
+        if self.crop_targets not in CROP_TARGETS:
+            raise bad("crop_targets", f"must be one of {', '.join(CROP_TARGETS)}, not {self.crop_targets!r}")
+        if self.crop_targets != "label" and not self.sentence_crops:
+            raise bad("crop_targets", "only applies with --sentence-crops")
         if self.explain_mistakes < 0:
             raise bad("explain_mistakes", f"must be 0 (none) or more, not {self.explain_mistakes}")
         if self.checkpoint_minutes < 0:

@@ -83,3 +83,26 @@ def sentence_crops(texts: Sequence[str], labels: Sequence[int], count: int, teac
         log.warning("sentence crops: %d wanted, only %d balanced ones found; give more training reviews or a lower "
                     "count", count, len(out))
     return out
+
+
+def distilled_crops(texts: Sequence[str], labels: Sequence[int], count: int, teacher: str | Path, seed: int = 0,
+                    device: str = "auto", precision: str = "auto") -> list[tuple[str, int, float]]:
+    """`count` crops of (`texts`, `labels`) as they are cut, none dropped, each with the teacher's own P(positive) as
+    its training target and the teacher's label: distillation on short texts, which holds a continued model to its
+    teacher on the real sentences of reviews (mixed, neutral and off-topic ones included) while the other added data
+    pulls it elsewhere. Give only training reviews."""
+    from sentiment.predict import Predictor
+
+    if count < 1:
+        raise SentimentError(f"sentence crops need a positive number of crops, not {count}")
+    candidates = cut(texts, labels, random.Random(seed), count)
+    predictor = Predictor.from_artifacts(teacher, device=device, precision=precision)
+    positive = predictor.predict_proba([text for text, _ in candidates])[:, 1]
+    out = [(text, int(p >= 0.5), float(p)) for (text, _), p in zip(candidates, positive, strict=True)]
+    agree = sum(label == review for (_, label, _), (_, review) in zip(out, candidates, strict=True))
+    log.info("sentence crops: %d cut, each trained toward the teacher %s's P(positive) (mean %.3f; the teacher gives "
+             "%d of them their review's label)", len(out), teacher, float(positive.mean()), agree)
+    if len(out) < count:
+        log.warning("sentence crops: %d wanted, only %d distinct ones cut; give more training reviews or a lower "
+                    "count", count, len(out))
+    return out

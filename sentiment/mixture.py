@@ -10,7 +10,7 @@ import pandas as pd
 
 from sentiment.augment import counterfactual_copies
 from sentiment.config import TrainConfig
-from sentiment.crops import sentence_crops, teacher_folder
+from sentiment.crops import distilled_crops, sentence_crops, teacher_folder
 from sentiment.targeted import targeted_sentences
 
 log = logging.getLogger(__name__)
@@ -18,9 +18,10 @@ log = logging.getLogger(__name__)
 
 def augment(train: pd.DataFrame, config: TrainConfig) -> pd.DataFrame:
     """Training reviews plus counterfactual copies (identity terms swapped, same label), targeted sentences for
-    weak behavioural capabilities and teacher-checked sentence crops, all built from the training reviews only,
-    never validation or test. Where a targeted sentence trains toward a P(positive) other than its label (a
-    softer target for negated negatives), the frame gets a `target` column, the P(positive) of every row."""
+    weak behavioural capabilities and sentence crops (teacher-checked, or with the teacher's probability as their
+    target), all built from the training reviews only, never validation or test. Where an added text trains toward
+    a P(positive) other than its label (a softer target for negated negatives, a teacher's probability), the frame
+    gets a `target` column, the P(positive) of every row."""
     texts, labels, extra = train["text"].tolist(), train["labels"].tolist(), []
     if config.counterfactual_augmentation:
         extra = [(text, label, float(label)) for text, label in
@@ -33,9 +34,13 @@ def augment(train: pd.DataFrame, config: TrainConfig) -> pd.DataFrame:
     if config.sentence_crops:
         teacher = teacher_folder(config.crop_teacher, config.model)
         # fp32, not the fastest engine of this machine: a run resumed elsewhere must train on the same crops
-        extra += [(text, label, float(label)) for text, label in
-                  sentence_crops(texts, labels, config.sentence_crops, teacher, config.seed, device=config.device,
-                                 precision="fp32")]
+        if config.crop_targets == "teacher":
+            extra += distilled_crops(texts, labels, config.sentence_crops, teacher, config.seed, device=config.device,
+                                     precision="fp32")
+        else:
+            extra += [(text, label, float(label)) for text, label in
+                      sentence_crops(texts, labels, config.sentence_crops, teacher, config.seed,
+                                     device=config.device, precision="fp32")]
     if not extra:
         return train
     added = pd.DataFrame(extra, columns=["text", "labels", "target"])

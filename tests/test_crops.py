@@ -80,3 +80,37 @@ def test_training_adds_teacher_checked_crops_from_the_model_it_continues(tiny_ar
         p = predictor.predict_proba(added["text"].tolist())
         assert (p[np.arange(len(added)), added["labels"].to_numpy()] >= 0.9).all()
     assert set(added["text"]) <= {text for text, _ in crops.cut(REVIEWS, LABELS, random.Random(42), 60)}
+
+
+def test_distilled_crops_keep_every_crop_with_the_teachers_probability(teacher):
+    out = crops.distilled_crops(REVIEWS, LABELS, 30, teacher, seed=3)
+    cut = crops.cut(REVIEWS, LABELS, random.Random(3), 30)
+    assert [text for text, _, _ in out] == [text for text, _ in cut]  # none dropped, the same order
+    positive = Teacher().predict_proba([text for text, _ in cut])[:, 1]
+    assert np.allclose([target for _, _, target in out], positive)
+    assert [label for _, label, _ in out] == [int(p >= 0.5) for p in positive]
+    assert {round(p, 2) for p in positive} == {0.05, 0.3, 0.7, 0.95}  # disagreeing crops kept too
+    with pytest.raises(SentimentError, match="positive number"):
+        crops.distilled_crops(REVIEWS, LABELS, 0, teacher)
+
+
+def test_training_with_distilled_crops_trains_toward_the_teachers_probability(tiny_artifacts):
+    train = pd.DataFrame({"text": REVIEWS, "labels": LABELS})
+    out = augment(train, TrainConfig(sentence_crops=20, crop_targets="teacher", model=str(tiny_artifacts),
+                                     precision="fp32"))
+    assert out.iloc[:40][["text", "labels"]].equals(train)
+    assert (out.iloc[:40]["target"] == train["labels"]).all()  # the reviews keep their hard labels
+    added = out.iloc[40:]
+    assert len(added) == 20
+    p = Predictor.from_artifacts(tiny_artifacts, precision="fp32").predict_proba(added["text"].tolist())[:, 1]
+    assert np.allclose(added["target"], p, atol=1e-5)
+    assert (added["labels"] == (p >= 0.5)).all()
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"sentence_crops": 10, "crop_targets": "soft"}, "must be one of label, teacher"),
+    ({"crop_targets": "teacher"}, "only applies with --sentence-crops"),
+])
+def test_crop_targets_are_checked(settings, message):
+    with pytest.raises(SentimentError, match=message):
+        TrainConfig(**settings)
