@@ -1,5 +1,5 @@
 """Sentence crops: cut from training reviews, kept only where the teacher agrees, balanced, seeded, wired into
-training with a clear error when there is no teacher."""
+training with a clear error when there is no teacher; or all kept, with the teacher's probability as target."""
 
 import random
 
