@@ -141,6 +141,10 @@ class TrainConfig:
                                   "(p >= 0.9): plain short texts of both polarities; 0: none")
     crop_teacher: str | None = _run(None, "trained folder that checks the sentence crops' labels (default: --model, "
                                           "when it is a folder this project trained)")
+    negation_crops: int = _run(0, "add about this many single sentences of training reviews that hold a negation "
+                                  "word, half of each label, each kept only where --crop-teacher reads it as its "
+                                  "review's label (p >= 0.9): real negative verdicts ('it did not work') beside "
+                                  "negations in praise; 0: none")
     crop_targets: str = _run("label", "label: the sentence crops keep their review's label, only where --crop-teacher "
                                       "agrees (p >= 0.9); teacher: every crop cut trains toward the teacher's own "
                                       "P(positive) (distillation, which holds short texts to the teacher)")
@@ -206,6 +210,8 @@ class TrainConfig:
             raise bad("identity_consistency", f"must be 0 (none) or more, not {self.identity_consistency}")
         if self.sentence_crops < 0:
             raise bad("sentence_crops", f"must be 0 (none) or more, not {self.sentence_crops}")
+        if self.negation_crops < 0:
+            raise bad("negation_crops", f"must be 0 (none) or more, not {self.negation_crops}")
         if self.crop_targets not in CROP_TARGETS:
             raise bad("crop_targets", f"must be one of {', '.join(CROP_TARGETS)}, not {self.crop_targets!r}")
         if self.crop_targets != "label" and not self.sentence_crops:

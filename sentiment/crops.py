@@ -5,14 +5,16 @@ a positive review. So a crop keeps its review's label only where a trained teach
 continues from, or another one) reads the crop alone as that label with high confidence. The crops then teach
 plain short statements of both polarities, which a continued fine-tune on long reviews and templated sentences
 would otherwise let the model forget (the second-stage candidate 2b lost 6-9 points on short review sentences).
-`distilled_crops` keeps every crop instead, with the teacher's own probability as its target (distillation).
+`distilled_crops` keeps every crop instead, with the teacher's own probability as its target (distillation);
+`negation_crops` are teacher-checked single sentences that hold a negation.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from sentiment.artifacts import MANIFEST
@@ -24,12 +26,16 @@ log = logging.getLogger(__name__)
 
 MIN_WORDS, MAX_WORDS, MAX_SENTENCES, MAX_ROUNDS = 4, 60, 3, 8
 CANDIDATES_PER_CROP = 3  # crops cut per crop wanted: the teacher keeps about half, and each label gets count / 2
+# A negation word. Negation crops are single sentences that hold one: negative verdicts made of a negated neutral
+# word ("it did not work", "do not buy it") beside negations in praise ("I couldn't stop laughing").
+NEGATION = re.compile(r"\b(?:not|no|never|nothing|nobody|none|nowhere|neither|nor|cannot)\b|n't", re.IGNORECASE)
 
 
-def cut(texts: Sequence[str], labels: Sequence[int], rng: random.Random, count: int) -> list[tuple[str, int]]:
-    """At most `count` distinct crops, each 1 to 3 consecutive sentences of one review (4 to 60 words) with the
-    review's label: one per review in random order, then another round while more are wanted (at most
-    `MAX_ROUNDS`); the same for a seed."""
+def cut(texts: Sequence[str], labels: Sequence[int], rng: random.Random, count: int,
+        max_sentences: int = MAX_SENTENCES, keep: Callable[[str], bool] | None = None) -> list[tuple[str, int]]:
+    """At most `count` distinct crops, each 1 to `max_sentences` consecutive sentences of one review (4 to 60 words)
+    with the review's label, and only those `keep` accepts where it is given: one per review in random order, then
+    another round while more are wanted (at most `MAX_ROUNDS`); the same for a seed."""
     split = [[s.strip() for s in SENTENCE_BREAK.split(text) if s and s.strip()] for text in texts]
     order = [i for i in range(len(texts)) if split[i]]
     seen: set[str] = set()
@@ -40,8 +46,8 @@ def cut(texts: Sequence[str], labels: Sequence[int], rng: random.Random, count: 
             if len(out) >= count:
                 return out
             start = rng.randrange(len(split[i]))
-            crop = " ".join(split[i][start:start + rng.randint(1, MAX_SENTENCES)])
-            if MIN_WORDS <= len(crop.split()) <= MAX_WORDS and crop not in seen:
+            crop = " ".join(split[i][start:start + rng.randint(1, max_sentences)])
+            if MIN_WORDS <= len(crop.split()) <= MAX_WORDS and crop not in seen and (keep is None or keep(crop)):
                 seen.add(crop)
                 out.append((crop, int(labels[i])))
     return out
@@ -58,17 +64,19 @@ def teacher_folder(teacher: str | None, model: str) -> Path:
 
 
 def sentence_crops(texts: Sequence[str], labels: Sequence[int], count: int, teacher: str | Path, seed: int = 0,
-                   confidence: float = 0.9, device: str = "auto", precision: str = "auto") -> list[tuple[str, int]]:
-    """About `count` crops of (`texts`, `labels`), half of each label, each one the teacher gives its review's label
-    with probability at least `confidence`. Give only training reviews: nothing of validation or test may reach
-    training."""
+                   confidence: float = 0.9, device: str = "auto", precision: str = "auto",
+                   max_sentences: int = MAX_SENTENCES, keep: Callable[[str], bool] | None = None,
+                   ) -> list[tuple[str, int]]:
+    """About `count` crops of (`texts`, `labels`) (of at most `max_sentences` sentences, and only those `keep`
+    accepts where it is given), half of each label, each one the teacher gives its review's label with probability
+    at least `confidence`. Give only training reviews: nothing of validation or test may reach training."""
     from sentiment.predict import Predictor
 
     if count < 1:
         raise SentimentError(f"sentence crops need a positive number of crops, not {count}")
     if not 0.5 <= confidence < 1.0:
         raise SentimentError(f"the teacher's confidence for sentence crops must be in [0.5, 1), not {confidence}")
-    candidates = cut(texts, labels, random.Random(seed), CANDIDATES_PER_CROP * count)
+    candidates = cut(texts, labels, random.Random(seed), CANDIDATES_PER_CROP * count, max_sentences, keep)
     predictor = Predictor.from_artifacts(teacher, device=device, precision=precision)
     probabilities = predictor.predict_proba([text for text, _ in candidates])
     kept: dict[int, list[tuple[str, int]]] = {0: [], 1: []}
@@ -107,3 +115,13 @@ def distilled_crops(texts: Sequence[str], labels: Sequence[int], count: int, tea
         log.warning("sentence crops: %d wanted, only %d distinct ones cut; give more training reviews or a lower "
                     "count", count, len(out))
     return out
+
+
+def negation_crops(texts: Sequence[str], labels: Sequence[int], count: int, teacher: str | Path, seed: int = 0,
+                   device: str = "auto", precision: str = "auto") -> list[tuple[str, int]]:
+    """About `count` single sentences of (`texts`, `labels`) that hold a negation word, half of each label, each
+    one the teacher reads as its review's label (`sentence_crops` with P >= 0.9). Real negations of both
+    polarities, so that a run that teaches negated negatives ("never lousy") does not also learn that a negation
+    makes a sentence positive: candidate 2m read short negative verdicts such as "does not work" as positive."""
+    return sentence_crops(texts, labels, count, teacher, seed, device=device, precision=precision, max_sentences=1,
+                          keep=lambda crop: NEGATION.search(crop) is not None)

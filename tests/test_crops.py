@@ -1,5 +1,6 @@
 """Sentence crops: cut from training reviews, kept only where the teacher agrees, balanced, seeded, wired into
-training with a clear error when there is no teacher; or all kept, with the teacher's probability as target."""
+training with a clear error when there is no teacher; or all kept, with the teacher's probability as target; and
+negation crops, single sentences that hold a negation."""
 
 import random
 
@@ -114,3 +115,30 @@ def test_training_with_distilled_crops_trains_toward_the_teachers_probability(ti
 def test_crop_targets_are_checked(settings, message):
     with pytest.raises(SentimentError, match=message):
         TrainConfig(**settings)
+
+
+NEGATED = [f"Sentence one of review {i} is here. It did not work for review {i} at all! A third one ends it."
+           for i in range(40)]
+
+
+def test_negation_crops_are_single_teacher_checked_sentences_with_a_negation(teacher):
+    out = crops.negation_crops(NEGATED, LABELS, 8, teacher, seed=1)  # the teacher agrees with 4 positive reviews
+    labels = sorted(label for _, label in out)
+    assert out and labels == [0] * (len(out) // 2) + [1] * (len(out) // 2)
+    for text, label in out:
+        number = int(text.split("review ")[1].split()[0])
+        assert text == f"It did not work for review {number} at all!"  # the one sentence with a negation
+        assert label == LABELS[number] and (number % 4 == 0 or number % 5 == 0)  # the teacher agrees
+    assert crops.cut(REVIEWS, LABELS, random.Random(0), 100, keep=lambda crop: crops.NEGATION.search(crop)) == []
+    assert all(crops.NEGATION.search(t) for t in ("I couldn't stop laughing.", "Do NOT buy it.", "Never again."))
+    assert not any(crops.NEGATION.search(t) for t in ("A nottingham romance.", "The knot held.", "Notable cast."))
+
+
+def test_training_adds_negation_crops_with_another_seed_than_the_sentence_crops(teacher, tmp_path):
+    (tmp_path / "manifest.json").write_text("{}")
+    train = pd.DataFrame({"text": NEGATED, "labels": LABELS})
+    out = augment(train, TrainConfig(negation_crops=8, model=str(tmp_path)))
+    added = out.iloc[40:]
+    assert list(added.itertuples(index=False, name=None)) == crops.negation_crops(NEGATED, LABELS, 8, teacher, 43)
+    with pytest.raises(SentimentError, match="--negation-crops"):
+        TrainConfig(negation_crops=-1)
