@@ -28,6 +28,7 @@ from sentiment import runtime
 from sentiment.artifacts import ENGINE_INFO, read_json, sha256_file, write_json
 from sentiment.errors import SentimentError
 from sentiment.evaluation import calibration
+from sentiment.modeling import first_position_logits, takes_first_position_path
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,19 @@ class _FromEmbeddings(torch.nn.Module):
         return self.model(inputs_embeds=inputs_embeds).logits
 
 
+class _BertFromEmbeddings(_FromEmbeddings):
+    """The same for BERT, with the last layer at the first position only, the one row the pooler reads
+    (`modeling.first_position_logits`)."""
+
+    def forward(self, inputs_embeds: torch.Tensor) -> torch.Tensor:
+        return first_position_logits(self.model, inputs_embeds=inputs_embeds)
+
+
+def _exportable(model: PreTrainedModel) -> _FromEmbeddings:
+    """The graph to export: BERT's sequence classifier with its shortcut, any other model whole."""
+    return (_BertFromEmbeddings if takes_first_position_path(model) else _FromEmbeddings)(model)
+
+
 def export_int8(model: PreTrainedModel, path: Path) -> None:
     """Write the int8 ONNX graph of `model` (left as it was) to `path`."""
     import copy
@@ -88,18 +102,21 @@ def export_int8(model: PreTrainedModel, path: Path) -> None:
     fp32 = copy.deepcopy(model).to(device="cpu", dtype=torch.float32).eval()
     fp32.set_attn_implementation(UNMASKED_ATTENTION)
     config = fp32.config
+    graph = _exportable(fp32).eval()
+    # BERT's last layer is written out at one position, which the optimizer does not fuse (nor need to)
+    fusible = config.num_hidden_layers - isinstance(graph, _BertFromEmbeddings)
     batch, length = torch.export.Dim("batch"), torch.export.Dim("length", max=config.max_position_embeddings)
     with tempfile.TemporaryDirectory() as tmp:
         exported, fused = Path(tmp) / "fp32.onnx", Path(tmp) / "fused.onnx"
-        torch.onnx.export(_FromEmbeddings(fp32).eval(), (torch.randn(2, 16, config.hidden_size),), exported,
+        torch.onnx.export(graph, (torch.randn(2, 16, config.hidden_size),), exported,
                           input_names=["inputs_embeds"], output_names=["logits"], opset_version=OPSET, dynamo=True,
                           external_data=False, dynamic_shapes={"inputs_embeds": {0: batch, 1: length}})
         optimized = optimize_model(str(exported), model_type="bert", num_heads=config.num_attention_heads,
                                    hidden_size=config.hidden_size)
         fusions = optimized.get_fused_operator_statistics()
-        if fusions.get("Attention", 0) != config.num_hidden_layers:  # a new exporter or optimizer: say so, still valid
+        if fusions.get("Attention", 0) != fusible:  # a new exporter or optimizer: say so, still valid
             log.warning("int8 engine: ONNX Runtime fused %d of %d attention layers; the engine is slower, not wrong",
-                        fusions.get("Attention", 0), config.num_hidden_layers)
+                        fusions.get("Attention", 0), fusible)
         optimized.save_model_to_file(str(fused))
         previous = logging.root.manager.disable
         logging.disable(logging.INFO)  # the quantiser logs a line per tensor to the root logger

@@ -11,6 +11,7 @@ from captum.attr import LayerIntegratedGradients
 from sentiment import runtime
 from sentiment.config import DEFAULT_IG_STEPS, ID2LABEL
 from sentiment.modeling import attention as attention_kernel
+from sentiment.modeling import first_position_logits, takes_first_position_path
 from sentiment.predict import Predictor, check_text
 from sentiment.text import truncate
 
@@ -117,8 +118,14 @@ class Explainer:
         self.tokens_per_batch = tokens_per_batch
         self._ig = LayerIntegratedGradients(self._margin, self.model.get_input_embeddings())
 
-    def _margin(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits.float()
+    def _logits(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Logits (batch, labels) of unpadded ids: BERT skips the last layer's rows its pooler does not read."""
+        if takes_first_position_path(self.model):
+            return first_position_logits(self.model, input_ids=input_ids).float()
+        return self.model(input_ids=input_ids).logits.float()
+
+    def _margin(self, input_ids: torch.Tensor) -> torch.Tensor:
+        logits = self._logits(input_ids)
         return logits[:, 1] - logits[:, 0]
 
     def _pieces(self, text: str):
@@ -138,17 +145,15 @@ class Explainer:
         input_ids = torch.tensor([ids], device=device)
         baseline = torch.full_like(input_ids, self.predictor.encoder.pad_token_id)
         baseline[0, 0], baseline[0, -1] = ids[0], ids[-1]
-        mask = torch.ones_like(input_ids)
         steps = n_steps or self.n_steps
         with self.predictor.lock, attention_kernel(self.model, self.attention):
             # The convergence delta is computed below from the forward pass the prediction needs anyway: Captum's
             # return_convergence_delta would run the same input and baseline through the model a second time.
             attributions = self._ig.attribute(
-                input_ids, baselines=baseline, additional_forward_args=(mask,), n_steps=steps,
+                input_ids, baselines=baseline, n_steps=steps,
                 internal_batch_size=max(1, self.tokens_per_batch // len(ids)))
             with torch.inference_mode():  # input and baseline in one batch: (2, num_labels)
-                both = self.model(input_ids=torch.cat([input_ids, baseline]),
-                                  attention_mask=torch.cat([mask, mask])).logits.float()
+                both = self._logits(torch.cat([input_ids, baseline]))
                 logits, base_logits = both[:1], both[1:]
         per_token = attributions.float().sum(-1)[0, 1:-1].tolist()  # (seen pieces,) without [CLS]/[SEP]
         segments, words = merge_words(text, encoding["offset_mapping"], encoding.word_ids(), set(kept),

@@ -19,7 +19,7 @@ from sentiment.artifacts import TRAINING_CONFIG, read_json, verify_manifest
 from sentiment.config import ID2LABEL, TORCH_TOKENS_PER_BATCH, stored_setting
 from sentiment.engine import ENGINE_FILE, ENGINE_INFO, WEIGHTS, Int8Engine, load_engine
 from sentiment.errors import SentimentError
-from sentiment.modeling import load_tokenizer
+from sentiment.modeling import first_position_logits, load_tokenizer, takes_first_position_path
 from sentiment.text import Encoder, pad_batch, token_budget_batches
 
 log = logging.getLogger(__name__)
@@ -66,10 +66,12 @@ def batched_logits(model: PreTrainedModel, sequences: Sequence[Sequence[int]], p
     batches = list(token_budget_batches(lengths, tokens_per_batch, pad_to_multiple_of))
     model_was_training = model.training
     model.eval()
+    shortcut = takes_first_position_path(model)  # BERT: the last layer at the one row its pooler reads
     with runtime.autocast(device, precision):
         for batch in tqdm(batches, desc="predict", unit="batch", disable=not progress, dynamic_ncols=True):
             inputs = pad_batch([sequences[i] for i in batch], pad_token_id, pad_to_multiple_of)
-            out = model(**{k: v.to(device, non_blocking=True) for k, v in inputs.items()}).logits
+            inputs = {k: v.to(device, non_blocking=True) for k, v in inputs.items()}
+            out = first_position_logits(model, **inputs) if shortcut else model(**inputs).logits
             logits[batch] = out.float().cpu().numpy()
     model.train(model_was_training)
     return logits

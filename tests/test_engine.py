@@ -8,6 +8,7 @@ import time
 import numpy as np
 import pytest
 import torch
+import transformers
 
 import evaluate
 from sentiment import engine as engine_module
@@ -77,7 +78,8 @@ def test_the_engine_graph_fuses_attention_and_takes_no_mask(tiny_artifacts, tmp_
     engine_module.export_int8(predictor.model, tmp_path / ENGINE_FILE)
     graph = onnx.load(tmp_path / ENGINE_FILE).graph
     ops = [node.op_type for node in graph.node]
-    assert ops.count("QAttention") == predictor.model.config.num_hidden_layers  # Q, K and V: one int8 product
+    # Q, K and V one int8 product in every layer but the last, which is computed at the first position only
+    assert ops.count("QAttention") == predictor.model.config.num_hidden_layers - 1
     assert [graph_input.name for graph_input in graph.input] == ["inputs_embeds"]
     # the model it was exported from keeps its own attention
     assert predictor.model.config._attn_implementation != engine_module.UNMASKED_ATTENTION
@@ -85,6 +87,14 @@ def test_the_engine_graph_fuses_attention_and_takes_no_mask(tiny_artifacts, tmp_
         engine_module._unmasked_attention(None, *torch.zeros(3, 1, 2, 4, 8), attention_mask=torch.zeros(1, 1, 4, 4))
     with pytest.raises(ValueError, match="scales by 1/sqrt"):  # head size 8: BERT would scale by 8 ** -0.5
         engine_module._unmasked_attention(None, *torch.zeros(3, 1, 2, 4, 8), attention_mask=None, scaling=1.0)
+
+
+def test_bert_is_exported_with_its_first_position_path_and_any_other_model_whole(tiny_artifacts):
+    model = Predictor.from_artifacts(tiny_artifacts, device="cpu", precision="fp32").model
+    assert isinstance(engine_module._exportable(model), engine_module._BertFromEmbeddings)
+    distilbert = transformers.DistilBertForSequenceClassification(transformers.DistilBertConfig(
+        vocab_size=50, dim=16, n_layers=1, n_heads=2, hidden_dim=32))
+    assert type(engine_module._exportable(distilbert)) is engine_module._FromEmbeddings
 
 
 def test_a_failing_bulk_call_stops_its_workers_and_reaches_the_caller(int8_artifacts, monkeypatch):

