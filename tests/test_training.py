@@ -355,3 +355,21 @@ def test_train_py_exits_2_with_one_error_line_on_bad_data(tmp_path, tiny_model_d
     assert errors == [result.stderr.strip().splitlines()[-1]]
     assert "reviews.csv" in errors[0] and "no column 'text'" in errors[0]
     assert result.stdout == ""
+
+
+def test_training_logits_take_the_first_position_path_unless_ddp_wraps_the_model(tiny_model_dir, monkeypatch):
+    from types import SimpleNamespace
+
+    from sentiment import training
+    from sentiment.modeling import load_base_classifier
+
+    model = load_base_classifier(str(tiny_model_dir)).eval()
+    inputs = {"input_ids": torch.randint(1000, 2000, (2, 9)), "attention_mask": torch.ones(2, 9, dtype=torch.long)}
+    calls = []
+    shortcut = training.first_position_logits
+    monkeypatch.setattr(training, "first_position_logits", lambda *a, **k: calls.append(1) or shortcut(*a, **k))
+    plain = training.classify(SimpleNamespace(model=model, forward_model=model), inputs)
+    assert calls == [1]
+    ddp = SimpleNamespace(model=model, forward_model=lambda **k: model(**k))  # a wrapper whose forward must run
+    torch.testing.assert_close(training.classify(ddp, inputs), plain, rtol=1e-5, atol=1e-5)
+    assert calls == [1]
