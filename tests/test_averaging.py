@@ -129,7 +129,7 @@ def test_the_stage_and_its_folder_come_together():
     with pytest.raises(SentimentError, match="--average-with: only --stage average takes it"):
         TrainConfig(average_with="runs/tuned")
     for weight in (0.0, 1.0, 1.5):
-        with pytest.raises(SentimentError, match="--average-weight: must be between 0 and 1"):
+        with pytest.raises(SentimentError, match=r"--average-weight: must be in \(0.0, 1.0\)"):
             TrainConfig(stage="average", average_with="runs/tuned", average_weight=weight)
 
 

@@ -29,6 +29,11 @@ BAD_VALUES = [
     ("save_dtype", "int8", "--save-dtype"),
     ("fairness_max_reviews", 0, "--fairness-max-reviews"),
     ("sentence_crops", -1, "--sentence-crops"),
+    ("stage", "pretrain", "--stage"),
+    ("mlm_probability", 1.0, "--mlm-probability"),
+    ("average_weight", 0.0, "--average-weight"),
+    ("negated_negative_target", 0.4, "--negated-negative-target"),
+    ("checkpoint_minutes", -1.0, "--checkpoint-minutes"),
 ]
 
 
@@ -36,6 +41,19 @@ BAD_VALUES = [
 def test_invalid_value_names_its_flag(field, value, flag):
     with pytest.raises(SentimentError, match=f"^{flag}:"):
         TrainConfig(**{field: value})
+
+
+@pytest.mark.parametrize(("field", "value", "says"), [
+    ("truncation", "middle", "must be one of head, tail, head+tail, not 'middle'"),
+    ("validation_split", 0.5, "must be in (0.0, 0.5), not 0.5"),
+    ("learning_rate", 0.0, "must be more than 0.0, not 0.0"),
+    ("epochs", 0, "must be at least 1, not 0"),
+    ("warmup_ratio", 1.0, "must be in [0.0, 1.0), not 1.0"),
+])
+def test_the_error_says_which_values_the_flag_takes(field, value, says):
+    with pytest.raises(SentimentError) as caught:
+        TrainConfig(**{field: value})
+    assert str(caught.value).endswith(says)
 
 
 def test_defaults_are_valid_and_round_trip_through_to_dict():

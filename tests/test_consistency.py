@@ -45,5 +45,5 @@ def test_margin_gap_is_the_difference_of_each_pairs_logit_margins():
 
 
 def test_a_negative_weight_is_refused():
-    with pytest.raises(SentimentError, match="--identity-consistency: must be 0"):
+    with pytest.raises(SentimentError, match="--identity-consistency: must be at least 0, not -0.5"):
         TrainConfig(data="d", identity_consistency=-0.5)
