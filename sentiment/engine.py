@@ -104,7 +104,7 @@ def export_int8(model: PreTrainedModel, path: Path) -> None:
     config = fp32.config
     graph = _exportable(fp32).eval()
     # BERT's last layer is written out at one position, which the optimizer does not fuse (nor need to)
-    fusible = config.num_hidden_layers - isinstance(graph, _BertFromEmbeddings)
+    fusible = config.num_hidden_layers - (1 if isinstance(graph, _BertFromEmbeddings) else 0)
     batch, length = torch.export.Dim("batch"), torch.export.Dim("length", max=config.max_position_embeddings)
     with tempfile.TemporaryDirectory() as tmp:
         exported, fused = Path(tmp) / "fp32.onnx", Path(tmp) / "fused.onnx"

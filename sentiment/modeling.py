@@ -140,7 +140,10 @@ def first_position_logits(model: PreTrainedModel, input_ids: torch.Tensor | None
 
     bert = model.bert
     hidden = bert.embeddings(input_ids=input_ids, inputs_embeds=inputs_embeds)
-    mask = create_bidirectional_mask(config=bert.config, inputs_embeds=hidden, attention_mask=attention_mask)
+    if attention_mask is not None and attention_mask.dim() != 2:
+        raise ValueError(f"attention_mask must be (batch, positions) of 1s and 0s, not {tuple(attention_mask.shape)}")
+    # by position: transformers 5.0 names the second parameter input_embeds, later releases inputs_embeds
+    mask = create_bidirectional_mask(bert.config, hidden, attention_mask)
     *layers, last = bert.encoder.layer
     for layer in layers:
         hidden = layer(hidden, mask)
@@ -154,7 +157,7 @@ def first_position_logits(model: PreTrainedModel, input_ids: torch.Tensor | None
     scores = torch.matmul(query, key.transpose(2, 3)) * attention.attention_head_size ** -0.5  # (batch, heads, 1, n)
     if attention_mask is not None:
         scores = scores.masked_fill(attention_mask[:, None, None, :] == 0, torch.finfo(scores.dtype).min)
-    weights = F.dropout(torch.softmax(scores, -1), attention.dropout.p, model.training)  # as the kernels drop it
+    weights = F.dropout(torch.softmax(scores, -1), attention.dropout.p, attention.training)  # as the kernels do
     context = torch.matmul(weights, value).transpose(1, 2).reshape(first.shape)  # (batch, 1, hidden)
     output = last.feed_forward_chunk(last.attention.output(context, first))
     return model.classifier(model.dropout(bert.pooler(output)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -120,3 +121,33 @@ def test_the_first_position_path_reads_real_tokens_only_in_a_padded_batch(tiny_m
                                    atol=1e-5)
         alone = first_position_logits(model, input_ids=input_ids[2:, :4])  # the padding changed nothing
     torch.testing.assert_close(short[2:], alone, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("kernel", ["eager", "sdpa"])
+def test_the_first_position_path_drops_attention_as_the_model_does_in_training(tiny_model_dir, kernel):
+    # Attention dropout at p=1 empties every attention row (and hidden dropout 0 draws nothing else), so training
+    # mode is deterministic: the shortcut must drop where the model's own kernels drop, and only in training mode
+    model = load_base_classifier(str(tiny_model_dir), attention_dropout=1.0, hidden_dropout=0.0).train()
+    input_ids = torch.randint(1000, 2000, (2, 13))
+    with attention(model, kernel), torch.no_grad():
+        training = first_position_logits(model, input_ids=input_ids)
+        torch.testing.assert_close(training, model(input_ids=input_ids).logits, rtol=1e-5, atol=1e-5)
+        model.eval()
+        assert not torch.allclose(first_position_logits(model, input_ids=input_ids), training)
+
+
+def test_torch_batches_take_the_first_position_path(tiny_model_dir, monkeypatch):
+    from sentiment import predict
+
+    model = load_base_classifier(str(tiny_model_dir)).eval()
+    calls = []
+    monkeypatch.setattr(predict, "first_position_logits", lambda *a, **k: calls.append(1) or first_position_logits(
+        *a, **k))
+    sequences = [[101, *range(1000, 1000 + n), 102] for n in (3, 30, 7)]
+    logits = predict.batched_logits(model, sequences, 0, torch.device("cpu"), tokens_per_batch=64)
+    assert len(calls) >= 1
+    for sequence, row in zip(sequences, logits, strict=True):
+        with torch.no_grad():
+            np.testing.assert_allclose(row, model(input_ids=torch.tensor([sequence])).logits[0].numpy(), atol=1e-5)
+    with pytest.raises(ValueError, match="batch, positions"):
+        first_position_logits(model, input_ids=torch.tensor([sequences[0]]), attention_mask=torch.ones(1, 1, 1, 5))
