@@ -33,9 +33,10 @@ from accelerate import Accelerator  # noqa: E402
 from sentiment import runtime  # noqa: E402
 from sentiment.checkpoint import TrainState  # noqa: E402
 from sentiment.config import DEFAULT_MODEL, TrainConfig  # noqa: E402
+from sentiment.loop import build_optimizer  # noqa: E402
 from sentiment.modeling import load_base_classifier, load_tokenizer, resolve_model  # noqa: E402
 from sentiment.text import EncodedSplit, Encoder, length_grouped_batches  # noqa: E402
-from sentiment.training import Run, build_optimizer, train_step  # noqa: E402
+from sentiment.training import Run, train_step  # noqa: E402
 
 
 def matmul_peak(size: int = 2048, repeats: int = 20, device: str = "cpu", dtype: torch.dtype = torch.bfloat16) -> float:

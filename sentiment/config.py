@@ -68,7 +68,7 @@ class Range:
         return f"in {'(' if self.low_open else '['}{self.low}, {self.high}{')' if self.high_open else ']'}"
 
 
-COUNT, AT_LEAST_ONE = Range(0), Range(1)
+NON_NEGATIVE, AT_LEAST_ONE = Range(0), Range(1)
 SHARE, OPEN_SHARE = Range(0.0, 1.0, high_open=True), Range(0.0, 1.0, low_open=True, high_open=True)
 
 
@@ -169,7 +169,8 @@ class TrainConfig:
     precision: str = _opt("auto", "auto, bf16, fp16 or fp32 (auto: bf16 on CPUs with native bf16 and on bf16 GPUs, "
                                   "fp16 on older GPUs, else fp32)")
     num_threads: int | None = _opt(None, "CPU threads (default: all visible cores)", valid=AT_LEAST_ONE)
-    checkpoint_minutes: float = _opt(10.0, "also checkpoint within an epoch every this many minutes", valid=COUNT)
+    checkpoint_minutes: float = _opt(10.0, "also checkpoint within an epoch every this many minutes (0: every step)",
+                                     valid=NON_NEGATIVE)
     save_dtype: str = _opt("fp16", "dtype of the saved weights: fp16, bf16 or fp32", choices=("fp16", "bf16", "fp32"))
     counterfactual_augmentation: float = _run(0.0, "share of training reviews with identity terms that also train "
                                                    "as a copy with those terms swapped within their category",
@@ -177,7 +178,7 @@ class TrainConfig:
     targeted_augmentation: int = _run(0, "add about this many labelled sentences for weak behavioural capabilities "
                                          "(negation, contrast, temporal, semantic roles, questions, identity "
                                          "terms), half from training-review sentences, half from templates "
-                                         "kept apart from the behavioural suite's; 0: none", valid=COUNT)
+                                         "kept apart from the behavioural suite's; 0: none", valid=NON_NEGATIVE)
     negated_negative_target: float = _run(1.0, "with --targeted-augmentation, the P(positive) that training asks of "
                                                "negated negatives ('never lousy'): they mean 'not negative', "
                                                "weaker than praise; 1 is the hard label, at least 0.5",
@@ -185,23 +186,23 @@ class TrainConfig:
     identity_consistency: float = _run(0.0, "weight of a counterfactual logit-pairing loss: each step also asks "
                                             "sentences of training reviews that mention identity terms and their "
                                             "swapped copies for the same logit margin (squared gap); 0: none",
-                                       valid=COUNT)
+                                       valid=NON_NEGATIVE)
     sentence_crops: int = _run(0, "add about this many crops of 1 to 3 sentences of training reviews, half of each "
                                   "label, each kept only where --crop-teacher reads it alone as its review's label "
-                                  "(p >= 0.9): plain short texts of both polarities; 0: none", valid=COUNT)
+                                  "(p >= 0.9): plain short texts of both polarities; 0: none", valid=NON_NEGATIVE)
     crop_teacher: str | None = _run(None, "trained folder that checks the sentence crops' labels (default: --model, "
                                           "when it is a folder this project trained)")
     negation_crops: int = _run(0, "add about this many single sentences of training reviews that hold a negation "
                                   "word, half of each label, each kept only where --crop-teacher reads it as its "
                                   "review's label (p >= 0.9): real negative verdicts ('it did not work') beside "
-                                  "negations in praise; 0: none", valid=COUNT)
+                                  "negations in praise; 0: none", valid=NON_NEGATIVE)
     crop_targets: str = _run("label", "label: the sentence crops keep their review's label, only where --crop-teacher "
                                       "agrees (p >= 0.9); teacher: every crop cut trains toward the teacher's own "
                                       "P(positive) (distillation, which holds short texts to the teacher)",
                              choices=CROP_TARGETS)
     calibrate: bool = _opt(True, "fit a temperature on the validation split and fold it into the classifier's "
                                  "weights, so every consumer of the folder gets calibrated probabilities")
-    explain_mistakes: int = _opt(200, EXPLAIN_MISTAKES_HELP, valid=COUNT)
+    explain_mistakes: int = _opt(200, EXPLAIN_MISTAKES_HELP, valid=NON_NEGATIVE)
     fairness: bool = _opt(True, "after the test evaluation, run the identity-term fairness probe (fairness.json)")
     fairness_max_reviews: int = _opt(300, "test reviews probed per identity category", valid=AT_LEAST_ONE)
     behaviour: bool = _opt(True, "after the test evaluation, run the behavioural test suite (behaviour.json)")
@@ -245,7 +246,7 @@ class EvaluateConfig:
                                        "negative/positive, true/false)")
     max_samples: int | None = _opt(None, "evaluate a stratified sample of this many rows, for quick runs",
                                    valid=AT_LEAST_ONE)
-    explain_mistakes: int = _opt(200, EXPLAIN_MISTAKES_HELP, valid=COUNT)
+    explain_mistakes: int = _opt(200, EXPLAIN_MISTAKES_HELP, valid=NON_NEGATIVE)
     fairness: bool = _opt(False, "run the identity-term fairness report (fairness.json) on the test data the "
                                  "folder's training run used, read from its stored config, instead of --name")
     fairness_max_reviews: int = _opt(300, "test reviews probed per identity category, with --fairness",

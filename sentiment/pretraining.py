@@ -27,10 +27,10 @@ from sentiment.checkpoint import TrainState
 from sentiment.config import TrainConfig
 from sentiment.data import config_splits
 from sentiment.errors import SentimentError
+from sentiment.loop import build_optimizer, run_epoch
 from sentiment.modeling import load_tokenizer, resolve_model, use_bits_dropout
 from sentiment.sources import read_table, split_file
 from sentiment.text import length_grouped_batches
-from sentiment.training import build_optimizer, run_epoch
 
 log = logging.getLogger(__name__)
 

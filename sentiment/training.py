@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,8 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
-from tqdm.auto import tqdm
-from transformers import PreTrainedModel, get_linear_schedule_with_warmup
+from transformers import PreTrainedModel
 
 from sentiment import checkpoint, runtime
 from sentiment.artifacts import check_writable
@@ -29,6 +26,7 @@ from sentiment.consistency import PAIRS_PER_STEP, encoded_identity_pairs, margin
 from sentiment.data import Splits, config_splits
 from sentiment.errors import SentimentError
 from sentiment.evaluation import validation_metrics
+from sentiment.loop import build_optimizer, run_epoch
 from sentiment.mixture import augment
 from sentiment.modeling import (
     first_position_logits,
@@ -41,7 +39,6 @@ from sentiment.predict import batched_logits, softmax
 from sentiment.text import EncodedSplit, Encoder, length_grouped_batches, pad_batch
 
 log = logging.getLogger(__name__)
-LOG_SECONDS = 120  # how often a run without progress bars logs its progress
 
 
 @dataclass
@@ -73,17 +70,6 @@ class Run:
     @property
     def checkpoint_dir(self) -> Path:
         return Path(self.config.checkpoint_dir)
-
-
-def build_optimizer(model: torch.nn.Module, config: TrainConfig, total_steps: int, device: torch.device):
-    """AdamW without decay on biases and LayerNorm weights, with a linear warm-up and decay."""
-    decay, no_decay = [], []
-    for name, param in model.named_parameters():
-        (no_decay if param.ndim < 2 or "LayerNorm" in name else decay).append(param)
-    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    optimizer = torch.optim.AdamW(groups, lr=config.learning_rate, fused=device.type in ("cpu", "cuda"))
-    scheduler = get_linear_schedule_with_warmup(optimizer, round(config.warmup_ratio * total_steps), total_steps)
-    return optimizer, scheduler
 
 
 def _check_same_data(accelerator: Accelerator, fingerprint: list[int]) -> None:
@@ -205,46 +191,6 @@ def train_step(run: Run, batch: list[int], state: TrainState) -> float:
     state.pair_gap_sum += totals[4]
     state.pairs_seen += int(totals[5])
     return totals[0] / len(batch)
-
-
-def run_epoch(config: TrainConfig, state: TrainState, batches: list[list[int]], step: Callable[[list[int]], float],
-              save: Callable[[], None], limit: int | None = None, label: str = "epoch", loss_name: str = "loss",
-              main: bool = True) -> bool:
-    """The rest of the current epoch, for either stage: `step(batch)` per batch (it advances `state`'s step and
-    running sums and returns the batch's loss), the epoch's clock, a progress bar (`--progress`) or else a log line
-    with an ETA every LOG_SECONDS, and `save()` every `--checkpoint-minutes`. False when `limit` (a global step
-    count) ended it early. `main`: whether this process shows progress and saves (every process holds the same
-    state)."""
-    bar = tqdm(total=len(batches), initial=state.step_in_epoch, desc=f"{label} {state.epoch + 1}/{config.epochs}",
-               unit="step", disable=not (config.progress and main), dynamic_ncols=True)
-    started, tokens_at_start, seconds_at_start = time.monotonic(), state.tokens, state.train_seconds
-    steps_at_start, last_log, last_checkpoint = state.step_in_epoch, started, started
-    for batch in batches[state.step_in_epoch:]:
-        if limit is not None and state.global_step >= limit:
-            bar.close()
-            return False
-        loss = step(batch)
-        elapsed = time.monotonic() - started
-        state.train_seconds = seconds_at_start + elapsed
-        rate = (state.tokens - tokens_at_start) / max(elapsed, 1e-9)
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss:.3f}", acc=f"{state.correct / max(state.seen, 1):.3f}", tok_s=f"{rate:.0f}",
-                        refresh=False)
-        if bar.disable and main and time.monotonic() - last_log >= LOG_SECONDS:
-            last_log = time.monotonic()  # logs to a file have no bar: a line now and then says how far and how long
-            left = len(batches) - state.step_in_epoch
-            if limit is not None:
-                left = min(left, limit - state.global_step)
-            log.info("%s %d/%d: step %d/%d, %s %.3f, %.0f tokens/s, about %.0f min left in the epoch", label,
-                     state.epoch + 1, config.epochs, state.step_in_epoch, len(batches), loss_name,
-                     state.loss_sum / max(state.seen, 1), rate,
-                     elapsed / (state.step_in_epoch - steps_at_start) * left / 60)
-        if time.monotonic() - last_checkpoint > config.checkpoint_minutes * 60:
-            if main:
-                save()
-            last_checkpoint = time.monotonic()
-    bar.close()
-    return True
 
 
 def train_epoch(run: Run, state: TrainState) -> bool:
