@@ -17,7 +17,7 @@ from sentiment.evaluation import wilson_interval
 
 # Whole-word, case-insensitive; <br /> tags are IMDB markup, not words.
 MARKERS = {
-    "negation": re.compile(r"\b(?:not|no|never|n't|nothing|nobody|none|neither|nor|cannot)\b|n't\b", re.I),
+    "negation": re.compile(r"\b(?:not|no|never|nothing|nobody|none|nowhere|neither|nor|cannot)\b|n't\b", re.I),
     "contrast": re.compile(r"\b(?:but|however|although|though|yet|whereas|nevertheless|despite)\b", re.I),
     "could have been": re.compile(r"\b(?:could|should|would|might) have been\b", re.I),
     # Scare quotes: a short quoted phrase ("acting", 'masterpiece') is a common sarcasm cue in reviews.

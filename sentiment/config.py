@@ -16,6 +16,9 @@ DROPOUT_MASKS = ("bits", "bernoulli")
 VALIDATION_GROUPINGS = ("movie", "random")
 STAGES = ("classify", "mlm", "average")
 CROP_TARGETS = ("label", "teacher")
+PRECISIONS = ("auto", "bf16", "fp16", "fp32")  # torch's; the Predictor also takes int8 (its ONNX Runtime engine)
+PREDICTOR_PRECISIONS = (*PRECISIONS, "int8")
+SAVE_DTYPES = ("fp16", "bf16", "fp32")
 # Evaluation-set names become folder names under <artifacts>/evaluations/.
 EVALUATION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # Gauss-Legendre steps of the app's explanations. Relative convergence delta on the median test review: 5.1 % with
@@ -167,11 +170,11 @@ class TrainConfig:
     seed: int = _run(42, "seed for the split, the batch order and the classifier's initialisation")
     device: str = _opt("auto", "auto, cpu or cuda")
     precision: str = _opt("auto", "auto, bf16, fp16 or fp32 (auto: bf16 on CPUs with native bf16 and on bf16 GPUs, "
-                                  "fp16 on older GPUs, else fp32)")
+                                  "fp16 on older GPUs, else fp32)", choices=PRECISIONS)
     num_threads: int | None = _opt(None, "CPU threads (default: all visible cores)", valid=AT_LEAST_ONE)
     checkpoint_minutes: float = _opt(10.0, "also checkpoint within an epoch every this many minutes (0: every step)",
                                      valid=NON_NEGATIVE)
-    save_dtype: str = _opt("fp16", "dtype of the saved weights: fp16, bf16 or fp32", choices=("fp16", "bf16", "fp32"))
+    save_dtype: str = _opt("fp16", "dtype of the saved weights: fp16, bf16 or fp32", choices=SAVE_DTYPES)
     counterfactual_augmentation: float = _run(0.0, "share of training reviews with identity terms that also train "
                                                    "as a copy with those terms swapped within their category",
                                               valid=Range(0.0, 1.0))
@@ -257,7 +260,8 @@ class EvaluateConfig:
                              "on the folder's test split is within 0.2 points of the torch model's, instead of --name")
     device: str = _opt("auto", "auto, cpu or cuda")
     precision: str = _opt("auto", "auto, int8, bf16, fp16 or fp32, as Predictor takes it (auto: the int8 engine "
-                                  "where it is measured faster, else bf16 or fp32 for the CPU)")
+                                  "where it is measured faster, else bf16 or fp32 for the CPU)",
+                            choices=PREDICTOR_PRECISIONS)
     num_threads: int | None = _opt(None, "CPU threads (default: all visible cores)", valid=AT_LEAST_ONE)
     tokens_per_batch: int = _opt(TORCH_TOKENS_PER_BATCH, "token budget of one inference batch (padded tokens; fastest "
                                                            "measured on CPUs)", valid=AT_LEAST_ONE)
@@ -286,7 +290,9 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type = TrainConfig) -> N
             continue
         kind = {"int": int, "float": float, "str": str, "int | None": int, "float | None": float,
                 "str | None": str}[str(f.type)]
-        parser.add_argument(flag, type=kind, default=f.default, help=help_text, metavar=f.name.upper())
+        choices = f.metadata.get("choices")  # shown, not enforced here: check_fields gives one clear error line
+        parser.add_argument(flag, type=kind, default=f.default, help=help_text,
+                            metavar="{" + ",".join(choices) + "}" if choices else f.name.upper())
 
 
 def from_namespace(args: argparse.Namespace, cls: type = TrainConfig) -> Any:

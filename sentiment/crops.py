@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import logging
 import random
-import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from sentiment.artifacts import MANIFEST
+from sentiment.cohorts import MARKERS
 from sentiment.errors import SentimentError
 from sentiment.modeling import resolve_model
 from sentiment.targeted import SENTENCE_BREAK
@@ -26,9 +26,10 @@ log = logging.getLogger(__name__)
 
 MIN_WORDS, MAX_WORDS, MAX_SENTENCES, MAX_ROUNDS = 4, 60, 3, 8
 CANDIDATES_PER_CROP = 3  # crops cut per crop wanted: the teacher keeps about half, and each label gets count / 2
-# A negation word. Negation crops are single sentences that hold one: negative verdicts made of a negated neutral
-# word ("it did not work", "do not buy it") beside negations in praise ("I couldn't stop laughing").
-NEGATION = re.compile(r"\b(?:not|no|never|nothing|nobody|none|nowhere|neither|nor|cannot)\b|n't", re.IGNORECASE)
+# Negation crops are single sentences that hold a negation word (the error cohorts' marker): negative verdicts made
+# of a negated neutral word ("it did not work", "do not buy it") beside negations in praise ("I couldn't stop
+# laughing").
+NEGATION = MARKERS["negation"]
 
 
 def cut(texts: Sequence[str], labels: Sequence[int], rng: random.Random, count: int,

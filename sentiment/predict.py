@@ -16,7 +16,7 @@ from transformers import AutoModelForSequenceClassification, PreTrainedModel
 
 from sentiment import runtime
 from sentiment.artifacts import TRAINING_CONFIG, read_json, verify_manifest
-from sentiment.config import ID2LABEL, TORCH_TOKENS_PER_BATCH, stored_setting
+from sentiment.config import ID2LABEL, PREDICTOR_PRECISIONS, TORCH_TOKENS_PER_BATCH, stored_setting
 from sentiment.engine import ENGINE_FILE, ENGINE_INFO, WEIGHTS, Int8Engine, load_engine
 from sentiment.errors import SentimentError
 from sentiment.modeling import first_position_logits, load_tokenizer, takes_first_position_path
@@ -24,7 +24,6 @@ from sentiment.text import Encoder, pad_batch, token_budget_batches
 
 log = logging.getLogger(__name__)
 
-PRECISION_CHOICES = (*runtime.PRECISIONS, "int8")  # int8: the folder's verified ONNX Runtime engine
 ENGINE_MIN_SPEEDUP = 1.1
 # Under "auto" each kind of request gets the engine its probe measures faster: on an AMX Xeon the int8 engine won a
 # single review (the live page) but torch bf16 won bulk work, 37.4 against 25.4 reviews/s (docs/performance.md;
@@ -112,8 +111,8 @@ class Predictor:
         one review or bulk, where a probe measures it faster: `PROBES`), "int8" (the engine whenever it loads), or a
         torch precision ("bf16", "fp16", "fp32")."""
         path = Path(path)
-        if precision not in PRECISION_CHOICES:
-            raise SentimentError(f"--precision must be one of {', '.join(PRECISION_CHOICES)}, not {precision!r}")
+        if precision not in PREDICTOR_PRECISIONS:
+            raise SentimentError(f"--precision must be one of {', '.join(PREDICTOR_PRECISIONS)}, not {precision!r}")
         if precision == "int8" and not (path / ENGINE_INFO).is_file():
             raise SentimentError(f"{path}: no int8 engine here; build one with python evaluate.py --artifacts "
                                  f"{path} --int8, or use --precision auto")

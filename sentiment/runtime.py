@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sentiment.config import PRECISIONS
 from sentiment.errors import SentimentError
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("auto", "bf16", "fp16", "fp32")
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 # x86 `flags`: AMX tiles, AVX512-BF16 dot products; Arm `Features`: FEAT_BF16 for NEON and for SVE.
 NATIVE_BF16_FLAGS = frozenset({"amx_bf16", "avx512_bf16", "bf16", "svebf16"})

@@ -82,6 +82,7 @@ def test_help_lists_every_flag_with_its_default(capsys):
     for flag in ("--data", "--model", "--truncation", "--head-ratio", "--resume", "--no-progress", "--max-steps"):
         assert flag in out
     assert "(default: head+tail)" in out
+    assert "--truncation {head,tail,head+tail}" in out and "--precision {auto,bf16,fp16,fp32}" in out
 
 
 def test_flags_parse_into_typed_fields():
