@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 
 from sentiment.config import DATA_HELP, DEFAULT_IG_STEPS  # light: no torch, no gradio
 
@@ -26,7 +27,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              " (env SENTIMENT_DATA; default: the hub on a Space, where the set was evaluated from "
                              "elsewhere)")
     parser.add_argument("--host", default=env("GRADIO_SERVER_NAME", "127.0.0.1"), help="env GRADIO_SERVER_NAME")
-    parser.add_argument("--port", type=int, default=int(env("GRADIO_SERVER_PORT", "7860")),
+    parser.add_argument("--port", type=int, default=env("GRADIO_SERVER_PORT", "7860"),  # argparse checks a bad one
                         help="env GRADIO_SERVER_PORT")
     parser.add_argument("--ig-steps", type=int, default=DEFAULT_IG_STEPS, help="default integrated-gradients steps")
     args = parser.parse_args(argv)
@@ -35,19 +36,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from sentiment import runtime
+    from sentiment.errors import SentimentError
     from sentiment.services import Services
     from sentiment.ui import build_app
 
     runtime.set_threads(None)
     runtime.set_probe_cache(runtime.probe_cache_from(os.environ))
-    app = build_app(Services.load(args.artifacts, args.data, args.ig_steps), ig_steps=args.ig_steps)
+    try:
+        services = Services.load(args.artifacts, args.data, args.ig_steps)
+    except SentimentError as err:  # a missing or altered model folder: say what to do, no traceback
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     # run_history off: Gradio 6 would otherwise keep every submitted review in the visitor's browser storage.
-    app.launch(server_name=args.host, server_port=args.port, run_history=False)
+    build_app(services, ig_steps=args.ig_steps).launch(server_name=args.host, server_port=args.port,
+                                                        run_history=False)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

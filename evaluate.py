@@ -19,28 +19,37 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sentiment.config import EvaluateConfig, add_arguments, from_namespace
 from sentiment.errors import SentimentError
 
+if TYPE_CHECKING:
+    from sentiment.data import Labelled
 
-def check_own_test(config: EvaluateConfig) -> None:
+
+def own_test(config: EvaluateConfig) -> Labelled | None:
     """"test" is the training run's own test evaluation (the dashboard shows it as the model's result): it may be
-    recomputed on the same reviews, never replaced by another set under that name."""
-    from sentiment.artifacts import TRAINING_CONFIG, read_json
+    recomputed on the same reviews, rebuilt from the stored config as train.py split them (one file's test split
+    is a fifth of it, not every row), never replaced by another set under that name. None: the folder has no
+    training record, so the set given is loaded as any other."""
+    from sentiment.artifacts import TRAINING_CONFIG, read_json, sha256_file
+    from sentiment.data import Labelled, config_splits
 
     path = Path(config.artifacts) / TRAINING_CONFIG
     if not path.is_file():
-        return
+        return None
     stored = read_json(path)["config"]
     source = stored.get("test_data") or stored.get("data")
     same = (source is not None and Path(config.data).resolve() == Path(source).resolve()
-            and config.max_samples is None and stored.get("max_eval_samples") is None
-            and (config.split == "test" or stored.get("test_data")))
+            and config.max_samples is None and (config.split == "test" or stored.get("test_data")))
     if not same:
         raise SentimentError(f"--name test holds {config.artifacts}'s own test evaluation, made by train.py on "
                              f"{source!r}; give this set another --name (for example imdb-test), or pass --data "
                              f"{source} with the default --split test and no --max-samples to recompute that one")
+    splits = config_splits(stored)
+    file = Path(source).expanduser()
+    return Labelled(splits.test, f"{splits.source} [test]", sha256_file(file) if file.is_file() else None)
 
 
 def evaluate(config: EvaluateConfig) -> dict:
@@ -58,10 +67,10 @@ def evaluate(config: EvaluateConfig) -> dict:
     if config.fairness:
         return assess.store_fairness(config.artifacts, config.data, config.fairness_max_reviews, config.seed,
                                      device=config.device, precision=config.precision)
-    if config.name == "test":
-        check_own_test(config)
-    data = load_labelled(config.data, config.split, config.text_column, config.label_column, config.label_map,
-                         config.max_samples, config.seed)
+    data = own_test(config) if config.name == "test" else None
+    if data is None:
+        data = load_labelled(config.data, config.split, config.text_column, config.label_column, config.label_map,
+                             config.max_samples, config.seed)
     return assess.store_evaluation(config.artifacts, config.name, data, config.data, config.split,
                                    device=config.device, precision=config.precision,
                                    tokens_per_batch=config.tokens_per_batch, progress=config.progress,

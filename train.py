@@ -187,9 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     runtime.set_probe_cache(runtime.probe_cache_from(os.environ))
     try:
         config = from_namespace(args, TrainConfig)
-        if config.stage == "average" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-            raise SentimentError("--stage average trains nothing and runs in one process; run it without "
-                                 "accelerate launch or torchrun")
+        if config.stage != "classify" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise SentimentError(f"--stage {config.stage} runs in one process (only --stage classify trains across "
+                                 f"several); run it without accelerate launch or torchrun")
         output_dir = train(config)
     except SentimentError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -45,10 +45,23 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def fsync_path(path: Path) -> None:
+    """Flush a file's (or a folder's entries') data to disk, so that a rename after it survives a power loss with
+    the content it names. Windows cannot open a folder for this, and needs it less: there it skips folders."""
+    if os.name == "nt" and path.is_dir():
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def write_json(path: Path, payload: Any) -> None:
-    """Write JSON through a temporary file and a rename, so a reader never sees half of it."""
+    """Write JSON through a temporary file, flushed to disk, and a rename, so a reader never sees half of it."""
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    fsync_path(tmp)
     os.replace(tmp, path)
 
 
@@ -102,24 +115,68 @@ def _make_readable(folder: Path) -> None:
 
 
 @contextlib.contextmanager
+def _only_writer(output_dir: Path) -> Iterator[None]:
+    """One writer of a folder at a time (train.py, evaluate.py runs), so that no one's swap drops another's
+    change; a second writer waits. The lock is a hidden file beside the folder (`.NAME.lock`, kept: removing it
+    would race a waiting writer); without fcntl (Windows) there is no lock."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with open(output_dir.with_name(f".{output_dir.name}.lock"), "a") as lock:  # closing it releases the lock
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("another process is writing %s; waiting for it to finish", output_dir)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _recover(output_dir: Path) -> None:
+    """A writer killed between its two renames left the previous folder as `.NAME.old-PID` and no NAME: put it
+    back before anything else is written."""
+    if output_dir.exists():
+        return
+    for old in sorted(output_dir.parent.glob(f".{output_dir.name}.old-*")):
+        if (old / MANIFEST).is_file():
+            os.replace(old, output_dir)
+            log.warning("restored %s from %s, left by a writer killed while swapping it", output_dir, old.name)
+            return
+
+
+@contextlib.contextmanager
 def staged(output_dir: str | Path) -> Iterator[Path]:
-    """A temporary sibling folder to fill; on leaving the block without an error it gets its manifest and is
-    swapped into place of `output_dir`.
+    """A temporary sibling folder to fill; on leaving the block without an error it gets its manifest, is flushed
+    to disk and is swapped into place of `output_dir`.
 
     The previous folder is only removed once the new one is complete, so a crash at any point leaves
-    either the old artifacts or the new ones, never a mixture.
+    either the old artifacts or the new ones, never a mixture (a crash between the two renames leaves the old
+    ones under a hidden name, put back by the next writer).
     """
     output_dir = check_writable(output_dir)
+    with _only_writer(output_dir):
+        _recover(output_dir)
+        with _swapped_in(output_dir) as tmp:
+            yield tmp
+    log.info("artifacts written to %s", output_dir)
+
+
+@contextlib.contextmanager
+def _swapped_in(output_dir: Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(dir=output_dir.parent, prefix=f".{output_dir.name}.tmp-"))
     old = None
     try:
         yield tmp
         write_manifest(tmp)
         _make_readable(tmp)
+        for path in [*tmp.rglob("*"), tmp]:
+            fsync_path(path)
         if output_dir.exists():
             old = output_dir.with_name(f".{output_dir.name}.old-{os.getpid()}")
             os.replace(output_dir, old)
         os.replace(tmp, output_dir)
+        fsync_path(output_dir.parent)
     except BaseException:
         if old is not None and not output_dir.exists():
             os.replace(old, output_dir)
@@ -127,7 +184,6 @@ def staged(output_dir: str | Path) -> Iterator[Path]:
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
-    log.info("artifacts written to %s", output_dir)
 
 
 def save_atomically(output_dir: str | Path, write: Callable[[Path], None]) -> Path:

@@ -42,9 +42,6 @@ from sentiment.sources import review_key
 
 log = logging.getLogger(__name__)
 
-PREDICTION_COLUMNS = ("row", "key", "labels", "prob_positive", "predicted", "n_tokens", "truncated")
-
-
 def predict_set(predictor: Predictor, frame: pd.DataFrame, progress: bool = False) -> pd.DataFrame:
     """Per row of a checked frame (text, labels, row, metadata): its key (a hash, not the text), label,
     P(positive), prediction, length in word pieces and whether truncation cut it, the negation/contrast marker

@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from sentiment.artifacts import fsync_path
 from sentiment.config import RECORD_DEFAULTS, TrainConfig, flag_name, resume_keys
 from sentiment.errors import SentimentError
 
@@ -50,6 +51,7 @@ class TrainState:
 def _atomic_save(payload: Any, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     torch.save(payload, tmp)
+    fsync_path(tmp)  # a checkpoint that survives a power loss, not an empty file under the final name
     os.replace(tmp, path)
 
 

@@ -14,11 +14,12 @@ import pandas as pd
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from sentiment.evaluation import wilson_interval
+from sentiment.lexicon import CONTRAST, CONTRAST_WORDS, NEGATION, NEGATION_WORDS
 
 # Whole-word, case-insensitive; <br /> tags are IMDB markup, not words.
 MARKERS = {
-    "negation": re.compile(r"\b(?:not|no|never|nothing|nobody|none|nowhere|neither|nor|cannot)\b|n't\b", re.I),
-    "contrast": re.compile(r"\b(?:but|however|although|though|yet|whereas|nevertheless|despite)\b", re.I),
+    "negation": NEGATION,
+    "contrast": CONTRAST,
     "could have been": re.compile(r"\b(?:could|should|would|might) have been\b", re.I),
     # Scare quotes: a short quoted phrase ("acting", 'masterpiece') is a common sarcasm cue in reviews.
     "scare quotes": re.compile(r"[\"“'‘]\s?[A-Za-z][\w\s-]{0,25}?[\"”'’](?!\w)"),
@@ -26,9 +27,8 @@ MARKERS = {
 # Function words add up large totals only because they are everywhere; scikit-learn's English stop words are left
 # out, except those that carry negation, contrast or degree, which do mislead ("didn't" is one word of the
 # explanations, and no stop word). So is the "br" left of IMDB's <br /> markup.
-KEPT_STOP_WORDS = frozenset({"not", "no", "never", "nothing", "nor", "neither", "none", "nobody", "cannot",
-                             "but", "however", "although", "though", "yet", "only", "too", "very", "least", "less",
-                             "enough", "well"})
+KEPT_STOP_WORDS = frozenset({*NEGATION_WORDS, *CONTRAST_WORDS, "only", "too", "very", "least", "less", "enough",
+                             "well"})
 FUNCTION_WORDS = (frozenset(ENGLISH_STOP_WORDS) - KEPT_STOP_WORDS) | {"br"}
 MISLEADING_COLUMNS = ["word", "mistakes", "misled", "mean attribution", "total attribution"]
 LENGTH_EDGES = (0, 128, 256, 512, 1024, np.inf)  # word pieces, [CLS] and [SEP] included
@@ -49,6 +49,14 @@ def _band(values: pd.Series, edges: Sequence[float], unit: str) -> pd.Series:
     return pd.cut(values, bins=list(edges), labels=labels, right=False, include_lowest=True).astype(str)
 
 
+def _ratings(ratings: pd.Series) -> pd.Series:
+    """IMDB's whole stars as "7 stars"; a user's file may hold halves ("3.5 stars") or words ("A", "4/10"), each
+    its own cohort; a missing one is "none"."""
+    numbers = pd.to_numeric(ratings, errors="coerce")
+    return pd.Series([f"{n:g} stars" if pd.notna(n) else "none" if pd.isna(r) else str(r)
+                      for r, n in zip(ratings, numbers, strict=True)], index=ratings.index)
+
+
 def cohort_features(predictions: pd.DataFrame) -> pd.DataFrame:
     """The features cohorts are cut by, one column per feature, from stored predictions."""
     prob = predictions["prob_positive"].astype(np.float64)
@@ -58,7 +66,7 @@ def cohort_features(predictions: pd.DataFrame) -> pd.DataFrame:
                 "truncated": predictions["truncated"].map({True: "cut", False: "whole"}),
                 "confidence": _band(pd.Series(np.minimum(confidence, 1 - 1e-9)), CONFIDENCE_EDGES, "")}
     if "rating" in predictions:
-        features["rating"] = predictions["rating"].map(lambda r: f"{int(r)} stars" if pd.notna(r) else "none")
+        features["rating"] = _ratings(predictions["rating"])
     for column in predictions.columns:
         if column.startswith("marker: "):
             features[column.removeprefix("marker: ")] = predictions[column].map({True: "present", False: "absent"})

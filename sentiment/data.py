@@ -165,17 +165,29 @@ def sample(frame: pd.DataFrame, n: int | None, seed: int) -> pd.DataFrame:
     """A stratified sample of `n` rows (all of them when n is None or not smaller)."""
     if n is None or n >= len(frame):
         return frame.reset_index(drop=True)
-    kept, _ = train_test_split(frame, train_size=n, stratify=frame["labels"], random_state=seed)
+    try:
+        kept, _ = train_test_split(frame, train_size=n, stratify=frame["labels"], random_state=seed)
+    except ValueError as err:  # scikit-learn's: a label with one review, or a sample too small for both labels
+        raise SentimentError(f"a stratified sample of {n} of these {len(frame)} reviews is not possible ({err}); "
+                             f"ask for more, or leave the sample size out") from None
     return kept.reset_index(drop=True)
 
 
 def split_validation(train: pd.DataFrame, share: float, seed: int,
                      groups: pd.Series | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Hold out `share` of `train`, stratified by label; with `groups`, every group lies on one side only."""
-    if groups is None:
-        return train_test_split(train, test_size=share, random_state=seed, stratify=train["labels"])
-    folds = StratifiedGroupKFold(n_splits=max(2, round(1 / share)), shuffle=True, random_state=seed)
-    keep, held = next(folds.split(train, train["labels"], groups))
+    try:
+        if groups is None:
+            return train_test_split(train, test_size=share, random_state=seed, stratify=train["labels"])
+        n_folds = max(2, round(1 / share))
+        folds = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+        keep, held = next(folds.split(train, train["labels"], groups))
+        if abs(1 / n_folds - share) > 0.01:
+            log.warning("--validation-split %g grouped by movie holds out one fold of %d: %.1f %% of the training "
+                        "reviews", share, n_folds, 100 * len(held) / len(train))
+    except ValueError as err:  # scikit-learn's: too few reviews (or movies) to hold out a share of each label
+        raise SentimentError(f"--validation-split {share}: cannot hold out that share of {len(train)} training "
+                             f"reviews ({err}); give more training data or another --validation-split") from None
     return train.iloc[keep], train.iloc[held]
 
 
@@ -190,8 +202,12 @@ def load_splits(data: str, *, test_data: str | None = None, text_column: str = "
               for split, frame in raw.items()}
     if "test" not in frames:
         require_both_classes(frames["train"], source)
-        frames["train"], frames["test"] = train_test_split(frames["train"], test_size=0.2, random_state=seed,
-                                                           stratify=frames["train"]["labels"])
+        try:
+            frames["train"], frames["test"] = train_test_split(frames["train"], test_size=0.2, random_state=seed,
+                                                               stratify=frames["train"]["labels"])
+        except ValueError as err:  # scikit-learn's: a label with a single review
+            raise SentimentError(f"{source}: cannot hold out a stratified fifth as the test split ({err}); give "
+                                 f"more reviews of each label, or a test file with --test-data") from None
     for split, frame in frames.items():
         require_both_classes(frame, f"{source} [{split}]")
     groups = None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 from captum.attr import LayerIntegratedGradients
 
@@ -163,7 +162,7 @@ class Explainer:
         base_margin = float(base_logits[0, 1] - base_logits[0, 0])
         # Captum's definition: the attributions' total (every position) minus the margin change they explain
         delta = float(attributions.double().sum()) - (margin - base_margin)
-        return Explanation(label=ID2LABEL[int(np.argmax(probs))], probabilities={ID2LABEL[0]: probs[0],
+        return Explanation(label=ID2LABEL[int(probs[1] >= 0.5)], probabilities={ID2LABEL[0]: probs[0],
                            ID2LABEL[1]: probs[1]}, segments=segments, words=words, delta=delta,
                            margin_change=margin - base_margin, n_tokens=len(encoding["input_ids"]),
                            n_seen=len(kept), truncated=len(kept) < len(encoding["input_ids"]))

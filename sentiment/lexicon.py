@@ -1,4 +1,5 @@
-"""Identity terms for the fairness probe, written for this project, in aligned slots per category.
+"""Identity terms for the fairness probe, written for this project, in aligned slots per category; and the
+negation and contrast words that augmentation and the error cohorts both look for.
 
 Each category lists groups; each slot is one grammatical role with one term per group, so that a swap to
 another group replaces a word by the same role's term of that group. Name slots keep gender fixed, so that a
@@ -7,6 +8,7 @@ swap between ethnicity-associated names does not also change gender. `None`: the
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 
@@ -86,3 +88,9 @@ TARGET_ONLY = frozenset({"straight", "old", "older", "senior", "seniors", "templ
 OBJECT_FOLLOWERS = frozenset(
     "a an the and or but to in on at of for with by from as than that this these those is was are were be been "
     "when while because if so who which what how where again too also all both not never".split())
+
+# A sentence with a negation or a contrast: the error cohorts' markers, and what negation crops must hold.
+NEGATION_WORDS = ("not", "no", "never", "nothing", "nobody", "none", "nowhere", "neither", "nor", "cannot")
+CONTRAST_WORDS = ("but", "however", "although", "though", "yet", "whereas", "nevertheless", "despite")
+NEGATION = re.compile(rf"\b(?:{'|'.join(NEGATION_WORDS)})\b|n['’]t\b", re.I)  # whole words, and "didn't", "isn’t"
+CONTRAST = re.compile(rf"\b(?:{'|'.join(CONTRAST_WORDS)})\b", re.I)

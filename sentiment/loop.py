@@ -1,5 +1,6 @@
 """What both training stages share (fine-tuning in training.py, MLM pre-training in pretraining.py): the optimizer
-with its schedule, and the loop over an epoch's batches with its clock, progress and periodic checkpoints."""
+with its schedule and loss scaling, the end of each step, and the loop over an epoch's batches with its clock,
+progress and periodic checkpoints."""
 
 from __future__ import annotations
 
@@ -28,6 +29,24 @@ def build_optimizer(model: torch.nn.Module, config: TrainConfig, total_steps: in
     optimizer = torch.optim.AdamW(groups, lr=config.learning_rate, fused=device.type in ("cpu", "cuda"))
     scheduler = get_linear_schedule_with_warmup(optimizer, round(config.warmup_ratio * total_steps), total_steps)
     return optimizer, scheduler
+
+
+def grad_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler:
+    """fp16 needs loss scaling against gradient underflow; a no-op otherwise. Not checkpointed: a resumed run
+    re-learns the scale within a few steps."""
+    return torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+
+
+def optimizer_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler, scaler: torch.amp.GradScaler,
+                   max_grad_norm: float) -> None:
+    """The end of a training step, once the (scaled) loss is back-propagated: unscale, clip, step (skipped by the
+    scaler where fp16 gradients overflowed), advance the schedule, clear the gradients."""
+    scaler.unscale_(optimizer)
+    torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+    scaler.step(optimizer)
+    scaler.update()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
 
 
 def run_epoch(config: TrainConfig, state: TrainState, batches: list[list[int]], step: Callable[[list[int]], float],

@@ -249,6 +249,6 @@ class Predictor:
         """{'label', 'probabilities': {'negative', 'positive'}} for a string; a list of those for a list."""
         single = isinstance(texts, str)
         probs = self.predict_proba([texts] if single else list(texts))
-        results = [{"label": ID2LABEL[int(p.argmax())],
+        results = [{"label": ID2LABEL[int(p[1] >= 0.5)],  # as every evaluation decides: a tie is positive
                     "probabilities": {ID2LABEL[0]: float(p[0]), ID2LABEL[1]: float(p[1])}} for p in probs]
         return results[0] if single else results

@@ -27,7 +27,7 @@ from sentiment.checkpoint import TrainState
 from sentiment.config import TrainConfig
 from sentiment.data import config_splits
 from sentiment.errors import SentimentError
-from sentiment.loop import build_optimizer, run_epoch
+from sentiment.loop import build_optimizer, grad_scaler, optimizer_step, run_epoch
 from sentiment.modeling import load_tokenizer, resolve_model, use_bits_dropout
 from sentiment.sources import read_table, split_file
 from sentiment.text import length_grouped_batches
@@ -98,17 +98,13 @@ def pretrain(config: TrainConfig) -> Path:
     encode = lambda texts: tokenizer(texts, truncation=True, max_length=config.max_length)["input_ids"]  # noqa: E731
     train_ids, held_ids = encode(train_texts), encode(held_texts)
     runtime.set_seed(config.seed)
-    model = AutoModelForMaskedLM.from_pretrained(resolve_model(config.model), dtype=torch.float32,
-                                                 attn_implementation="sdpa",
-                                                 hidden_dropout_prob=config.hidden_dropout,
-                                                 attention_probs_dropout_prob=config.attention_dropout).to(device)
-    if config.dropout_masks == "bits":
-        use_bits_dropout(model)
+    model = _masked_lm(config, device)
     collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=config.mlm_probability,
                                                pad_to_multiple_of=config.pad_to_multiple_of)
     steps_per_epoch = -(-len(train_ids) // config.batch_size)
     total = min(steps_per_epoch * config.epochs, config.max_steps or steps_per_epoch * config.epochs)
     optimizer, scheduler = build_optimizer(model, config, total, device)
+    scaler = grad_scaler(device, precision)
     state, folder = TrainState(), Path(config.checkpoint_dir)
     if config.resume:
         state = checkpoint.restore(folder, config.to_dict(), model, optimizer, scheduler)
@@ -118,11 +114,8 @@ def pretrain(config: TrainConfig) -> Path:
         inputs = _masked_batch(collator, [train_ids[i] for i in batch], config.seed * 1_000_003 + state.global_step,
                                device)
         loss, masked, correct = _step(model, inputs, precision, device)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        optimizer_step(model, optimizer, scheduler, scaler, config.max_grad_norm)
         state.global_step, state.step_in_epoch = state.global_step + 1, state.step_in_epoch + 1
         state.loss_sum, state.seen, state.correct = state.loss_sum + loss.item() * masked, state.seen + masked, \
             state.correct + correct
@@ -144,13 +137,28 @@ def pretrain(config: TrainConfig) -> Path:
         log.info("mlm epoch %d: %s", state.epoch + 1, json.dumps({k: round(v, 4) for k, v in record.items()}))
         state.next_epoch()
         save()
+    _write_folder(config, model, tokenizer, state.history, {
+        "runtime": runtime.describe(device, precision), "wall_seconds": time.monotonic() - started,
+        "sizes": {"train": len(train_ids), "held_out": len(held_ids)}})
+    return Path(config.output_dir)
+
+
+def _masked_lm(config: TrainConfig, device: torch.device) -> PreTrainedModel:
+    model = AutoModelForMaskedLM.from_pretrained(resolve_model(config.model), dtype=torch.float32,
+                                                 attn_implementation="sdpa",
+                                                 hidden_dropout_prob=config.hidden_dropout,
+                                                 attention_probs_dropout_prob=config.attention_dropout).to(device)
+    if config.dropout_masks == "bits":
+        use_bits_dropout(model)
+    return model
+
+
+def _write_folder(config: TrainConfig, model: PreTrainedModel, tokenizer, history: list[dict], record: dict) -> None:
+    """The pre-trained model as a folder `--model` takes, with its config and history, swapped in atomically."""
     with staged(config.output_dir) as out:
         weights = {k: v.detach().to(runtime.DTYPES[config.save_dtype]) for k, v in model.state_dict().items()}
         model.save_pretrained(out, state_dict=weights, safe_serialization=True)
         tokenizer.save_pretrained(out)
         write_json(out / TRAINING_CONFIG, {"config": config.to_dict(), "stage": "mlm", "base_model": config.model,
-                                           "runtime": runtime.describe(device, precision),
-                                           "wall_seconds": time.monotonic() - started,
-                                           "sizes": {"train": len(train_ids), "held_out": len(held_ids)}})
-        write_json(out / HISTORY, {"epochs": state.history, "best_epoch": None})
-    return Path(config.output_dir)
+                                           **record})
+        write_json(out / HISTORY, {"epochs": history, "best_epoch": None})

@@ -127,9 +127,13 @@ class Handlers:
 
     def input_warnings(self, text: str) -> str:
         """What to know about the typed text before trusting its prediction (not English, very short, longer than
-        the window); empty when nothing."""
+        the window); empty when nothing, and for a text the model cannot take (its prediction says why)."""
+        try:
+            check_text(text)  # also the API's "warnings" endpoint, called without a prediction first
+        except SentimentError:
+            return ""
         encoder = self.services.predictor.encoder
-        n_tokens = len(encoder.tokenizer(text, verbose=False)["input_ids"]) if text.strip() else 0
+        n_tokens = len(encoder.tokenizer(text, verbose=False)["input_ids"])
         found = row_warnings(text, n_tokens, encoder, self.services.language)
         return "\n".join(f"**Note:** {w[0].upper()}{w[1:]}." for w in found)
 

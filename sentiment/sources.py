@@ -112,8 +112,14 @@ def load_folder(path: Path) -> dict[str, pd.DataFrame]:
 
 
 def load_raw(data: str, test_data: str | None = None) -> tuple[dict[str, pd.DataFrame], str]:
-    """Raw frames by split, and a description of where they came from."""
+    """Raw frames by split, and a description of where they came from. `test_data` is the test split of one file
+    given as `data`; a data set with splits of its own refuses it rather than ignore it."""
     path = Path(data).expanduser()
+    has_splits = ((data in HUB_ALIASES and not path.exists()) or path.is_dir()
+                  or path.name.endswith((".tar.gz", ".tgz", ".tar")))
+    if has_splits and test_data is not None:
+        raise SentimentError(f"--test-data applies only when --data is one file, and {data!r} has a test split of its "
+                             f"own: leave --test-data out, or give the training reviews as one file")
     if data in HUB_ALIASES and not path.exists():
         return load_hub(data), HUB_ALIASES[data]
     if path.is_dir():

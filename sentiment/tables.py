@@ -16,7 +16,7 @@ from sentiment.cohorts import stored_misleading_words
 from sentiment.config import ID2LABEL
 from sentiment.errors import SentimentError
 
-PREDICTION_COLUMNS = ("key", "labels", "prob_positive", "predicted", "n_tokens", "truncated")
+EXPLORER_NEEDS = ("key", "labels", "prob_positive", "predicted", "n_tokens", "truncated")  # of stored predictions
 ERROR_COLUMNS = ["key", "true label", "predicted label", "confidence", "P(positive)", "tokens", "truncated", "review"]
 COMPARISON_COLUMNS = ["set", "data", "n", "accuracy", "95% CI", "ROC-AUC", "macro F1", "ECE", "log loss"]
 COHORT_COLUMNS = ["feature", "cohort", "n", "errors", "error rate", "95% CI", "lift", "n < 30"]
@@ -215,7 +215,7 @@ def errors_table(predictions: pd.DataFrame, texts: dict[str, str] | None = None,
     label, the review's length in tokens (bounds inclusive; None means no bound) and `rows`, a boolean mask over
     `predictions` (a cohort)."""
     _check_filters(min_confidence, true_label, min_tokens, max_tokens)
-    missing = [c for c in PREDICTION_COLUMNS if c not in predictions.columns]
+    missing = [c for c in EXPLORER_NEEDS if c not in predictions.columns]
     if missing:
         raise SentimentError(f"the test predictions lack the column(s) {', '.join(missing)}; retrain to rewrite them")
     is_wrong = (predictions["predicted"] != predictions["labels"]).to_numpy()

@@ -26,7 +26,7 @@ from sentiment.consistency import PAIRS_PER_STEP, encoded_identity_pairs, margin
 from sentiment.data import Splits, config_splits
 from sentiment.errors import SentimentError
 from sentiment.evaluation import validation_metrics
-from sentiment.loop import build_optimizer, run_epoch
+from sentiment.loop import build_optimizer, grad_scaler, optimizer_step, run_epoch
 from sentiment.mixture import augment
 from sentiment.modeling import (
     first_position_logits,
@@ -57,9 +57,7 @@ class Run:
     forward_model: torch.nn.Module
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
-    # fp16 needs loss scaling against gradient underflow; a no-op otherwise. Not checkpointed: a resumed run
-    # re-learns the scale within a few steps.
-    scaler: torch.amp.GradScaler
+    scaler: torch.amp.GradScaler  # loop.grad_scaler
     # --identity-consistency: token ids of (sentence, swapped copy) pairs; None without it.
     pairs: list[tuple[list[int], list[int]]] | None = None
 
@@ -111,7 +109,7 @@ def prepare(config: TrainConfig) -> Run:
              if accelerator.num_processes > 1 else "")
     return Run(config, accelerator, precision, splits, encoder, train, validation, model,
                accelerator.prepare_model(model), optimizer, scheduler,
-               torch.amp.GradScaler(accelerator.device.type, enabled=precision == "fp16"), pairs)
+               grad_scaler(accelerator.device, precision), pairs)
 
 
 def _shard(batch: list[int], accelerator: Accelerator) -> tuple[list[int], float]:
@@ -173,12 +171,7 @@ def train_step(run: Run, batch: list[int], state: TrainState) -> float:
         p = torch.as_tensor(run.train.targets[own], dtype=torch.float32, device=run.device)
         summed = F.cross_entropy(logits.float(), torch.stack([1 - p, p], dim=1), reduction="sum")
     accelerator.backward(run.scaler.scale(summed * weight))
-    run.scaler.unscale_(run.optimizer)
-    torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.config.max_grad_norm)
-    run.scaler.step(run.optimizer)
-    run.scaler.update()
-    run.scheduler.step()
-    run.optimizer.zero_grad(set_to_none=True)
+    optimizer_step(run.model, run.optimizer, run.scheduler, run.scaler, run.config.max_grad_norm)
     local = [summed.item(), int((logits.argmax(-1) == labels).sum()), len(own), tokens] if weight else [0, 0, 0, 0]
     local += [gap_sum, pairs]
     totals = accelerator.reduce(torch.tensor(local, dtype=torch.float64, device=run.device), "sum").tolist()

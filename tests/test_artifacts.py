@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from pathlib import Path
 
 import pytest
 
-from sentiment.artifacts import check_writable, read_json, save_atomically, verify_manifest, write_json
+from sentiment.artifacts import (
+    check_writable,
+    read_json,
+    save_atomically,
+    update_atomically,
+    verify_manifest,
+    write_json,
+)
 from sentiment.errors import SentimentError
 
 
@@ -62,7 +70,7 @@ def test_a_new_save_replaces_the_old_folder_whole(tmp_path):
     save_atomically(tmp_path / "artifacts", writer({"old_only.txt": b"old", "model.bin": b"old"}))
     out = save_atomically(tmp_path / "artifacts", writer(FILES))
     assert set(snapshot(out)) == {*FILES, "manifest.json"}
-    assert [p.name for p in tmp_path.iterdir()] == ["artifacts"]  # no temporary or old copies left behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".artifacts.lock", "artifacts"]  # no temporary or old copy
 
 
 def test_a_failing_writer_leaves_the_previous_folder_untouched(tmp_path):
@@ -77,7 +85,7 @@ def test_a_failing_writer_leaves_the_previous_folder_untouched(tmp_path):
         save_atomically(tmp_path / "artifacts", half_then_crash)
     assert snapshot(out) == before
     verify_manifest(out)
-    assert [p.name for p in tmp_path.iterdir()] == ["artifacts"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".artifacts.lock", "artifacts"]
 
 
 def test_a_failing_first_save_leaves_nothing(tmp_path):
@@ -86,7 +94,44 @@ def test_a_failing_first_save_leaves_nothing(tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         save_atomically(tmp_path / "artifacts", crash)
-    assert list(tmp_path.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir()] == [".artifacts.lock"]  # the writers' lock, empty
+
+
+def test_a_writer_killed_between_its_renames_leaves_the_old_folder_for_the_next(tmp_path):
+    out = save_atomically(tmp_path / "artifacts", writer(FILES))
+    before = snapshot(out)
+    out.rename(tmp_path / ".artifacts.old-4242")  # the first rename done, the second never made
+    with pytest.raises(RuntimeError):
+        save_atomically(out, writer_that_fails)
+    assert snapshot(out) == before  # put back before the next write began
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".artifacts.lock", "artifacts"]
+
+
+def writer_that_fails(folder: Path) -> None:
+    raise RuntimeError("stop")
+
+
+def test_two_writers_of_one_folder_take_turns_and_keep_both_changes(tmp_path):
+    out = save_atomically(tmp_path / "artifacts", writer(FILES))
+    inside, release = threading.Event(), threading.Event()
+
+    def slow(folder: Path) -> None:
+        (folder / "first.txt").write_bytes(b"1")
+        inside.set()
+        release.wait(10)
+
+    first = threading.Thread(target=update_atomically, args=(out, slow))
+    first.start()
+    inside.wait(10)
+    second = threading.Thread(target=update_atomically, args=(out, writer({"second.txt": b"2"})))
+    second.start()
+    second.join(0.3)
+    assert second.is_alive()  # waiting for the first writer's swap, not copying the folder before it
+    release.set()
+    first.join(10)
+    second.join(10)
+    assert {"first.txt", "second.txt"} <= set(snapshot(out))
+    verify_manifest(out)
 
 
 def test_check_writable_creates_missing_parents(tmp_path):

@@ -86,6 +86,16 @@ def test_heatmap_gives_the_error_rate_of_each_cell(predictions):
     assert "no movie" in heatmap_figure(predictions, "movie", "length").layout.annotations[0].text
 
 
+def test_ratings_of_a_users_file_may_be_halves_or_words(predictions):
+    ratings = pd.Series([3.5, "A", None, "4/10"] * 25, dtype=object)
+    table = cohort_table(predictions.assign(rating=ratings))
+    cohorts = table[table["feature"] == "rating"]
+    assert set(cohorts["cohort"]) == {"3.5 stars", "A", "none", "4/10"}
+    assert set(cohorts["n"]) == {25}
+    figure = heatmap_figure(predictions.assign(rating=ratings), "rating", "length")
+    assert list(figure.data[0].y) == ["3.5 stars", "4/10", "A", "none"]
+
+
 # --- in the app ----------------------------------------------------------------------------------------------
 
 

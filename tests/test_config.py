@@ -34,6 +34,7 @@ BAD_VALUES = [
     ("average_weight", 0.0, "--average-weight"),
     ("negated_negative_target", 0.4, "--negated-negative-target"),
     ("checkpoint_minutes", -1.0, "--checkpoint-minutes"),
+    ("max_train_samples", 1, "--max-train-samples"),
 ]
 
 
@@ -98,3 +99,13 @@ def test_flags_parse_into_typed_fields():
         (2, 3e-5, False, 7, "t.csv")
     assert config.max_train_samples is None
 
+
+
+@pytest.mark.parametrize("stage", ["mlm", "average"])
+def test_a_one_process_stage_under_a_launcher_is_refused(stage, monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    outputs = ["--output-dir", str(tmp_path / "out"), "--checkpoint-dir", str(tmp_path / "checkpoints")]
+    extra = ["--average-with", str(tmp_path)] if stage == "average" else []
+    assert train.main(["--stage", stage, *extra, *outputs]) == 2
+    assert f"--stage {stage} runs in one process" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

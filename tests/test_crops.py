@@ -124,7 +124,7 @@ NEGATED = [f"Sentence one of review {i} is here. It did not work for review {i} 
 def test_negation_crops_are_single_teacher_checked_sentences_with_a_negation(teacher):
     out = crops.negation_crops(NEGATED, LABELS, 8, teacher, seed=1)  # the teacher agrees with 4 positive reviews
     labels = sorted(label for _, label in out)
-    assert out and labels == [0] * (len(out) // 2) + [1] * (len(out) // 2)
+    assert labels == [0] * 4 + [1] * 4  # all 8: ten candidates per crop wanted reach the few the teacher keeps
     for text, label in out:
         number = int(text.split("review ")[1].split()[0])
         assert text == f"It did not work for review {number} at all!"  # the one sentence with a negation

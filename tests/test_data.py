@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from pandas.testing import assert_frame_equal
 
-from sentiment.data import load_splits, map_labels, parse_label_map, review_key, texts_by_key
+from sentiment.data import load_splits, map_labels, parse_label_map, review_key, sample, texts_by_key
 from sentiment.errors import SentimentError
 
 SEED = 7
@@ -119,6 +119,15 @@ def test_one_file_with_a_separate_test_file(frames, tmp_path):
     assert as_set(splits.test) == test
 
 
+def test_a_test_file_beside_a_data_set_with_splits_is_refused(frames, tmp_path):
+    folder = tmp_path / "imdb"
+    folder.mkdir()
+    write(frames[0], folder / "train.csv")
+    write(frames[1], folder / "test.csv")
+    with pytest.raises(SentimentError, match="--test-data applies only when --data is one file"):
+        load_splits(str(folder), test_data=str(write(frames[1], tmp_path / "held_out.csv")))
+
+
 # --- labels ----------------------------------------------------------------------------------------------------
 
 
@@ -180,6 +189,17 @@ def test_sample_limits_are_stratified_and_leave_test_apart(small_imdb):
         assert as_set(part) <= as_set(getattr(full, split))
     big = load_splits(str(small_imdb), validation_split=0.25, seed=SEED, max_train_samples=10_000)
     assert len(big.train) == len(full.train)
+
+
+def test_splits_scikit_learn_cannot_make_say_what_to_change(frames, tmp_path):
+    lopsided = pd.concat([frames[0][frames[0]["label"] == 0], frames[0][frames[0]["label"] == 1].head(1)])
+    with pytest.raises(SentimentError, match="cannot hold out a stratified fifth .* --test-data"):
+        load_splits(str(write(lopsided, tmp_path / "one_positive.csv")), seed=SEED)
+    with pytest.raises(SentimentError, match="stratified sample of 4 of these .* leave the sample size out"):
+        sample(lopsided.rename(columns={"label": "labels"}), 4, SEED)
+    six = frames[0].groupby("label").head(3)
+    with pytest.raises(SentimentError, match="--validation-split 0.05: cannot hold out that share"):
+        load_splits(str(write(six, tmp_path / "six.csv")), validation_split=0.05, seed=SEED)
 
 
 # --- hub -------------------------------------------------------------------------------------------------------

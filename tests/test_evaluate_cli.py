@@ -32,3 +32,21 @@ def test_the_own_test_split_may_be_recomputed(tiny_artifacts, small_imdb, tmp_pa
     assert evaluate.main(["--artifacts", str(folder), "--data", str(small_imdb), "--name", "test", *CPU]) == 0
     verify_manifest(folder)
     assert read_json(folder / "evaluations" / "test" / "evaluation.json")["n"] == 16
+
+
+def test_the_own_test_split_of_one_file_is_the_fifth_train_py_held_out(tiny_model_dir, review_tables, tmp_path):
+    import pandas as pd
+
+    import train
+
+    reviews = tmp_path / "reviews.csv"
+    pd.concat(review_tables, ignore_index=True).to_csv(reviews, index=False)  # 64 reviews, no test split
+    folder = tmp_path / "artifacts"
+    assert train.main(["--data", str(reviews), "--model", str(tiny_model_dir), "--output-dir", str(folder),
+                       "--checkpoint-dir", str(tmp_path / "checkpoints"), "--max-steps", "1", "--batch-size", "8",
+                       "--max-length", "64", "--no-int8", "--no-fairness", "--no-behaviour", *CPU]) == 0
+    test = folder / "evaluations" / "test"
+    trained = pd.read_parquet(test / "predictions.parquet")
+    assert evaluate.main(["--artifacts", str(folder), "--data", str(reviews), "--name", "test", *CPU]) == 0
+    assert read_json(test / "evaluation.json")["n"] == len(trained) == 13  # a fifth of the 64, not every row
+    assert set(pd.read_parquet(test / "predictions.parquet")["key"]) == set(trained["key"])

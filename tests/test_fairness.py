@@ -99,7 +99,8 @@ def test_evaluate_fairness_adds_the_report_to_a_folder_without_one(artifacts_cop
     manifest = verify_manifest(artifacts_copy)
     assert set(manifest["files"]) == set(before) | {FAIRNESS}
     assert file_hashes(artifacts_copy) == before  # the model and the evaluation are left as they were
-    assert [p.name for p in artifacts_copy.parent.iterdir()] == ["artifacts"]  # no temporary or old folder
+    # no temporary or old folder; the writers' lock stays
+    assert sorted(p.name for p in artifacts_copy.parent.iterdir()) == [".artifacts.lock", "artifacts"]
     added, original = read_json(artifacts_copy / FAIRNESS), read_json(tiny_artifacts / FAIRNESS)
     # the same model, test split and seed as the training run: the same report, but for batching noise
     for name, category in original["suite"]["categories"].items():
@@ -136,7 +137,7 @@ def test_a_failed_fairness_run_leaves_the_artifacts_as_they_were(artifacts_copy,
         evaluate.main([*FAIRNESS_ONLY, "--artifacts", str(artifacts_copy), "--data", str(small_imdb)])
     verify_manifest(artifacts_copy)
     assert (artifacts_copy / FAIRNESS).read_bytes() == report_before
-    assert [p.name for p in artifacts_copy.parent.iterdir()] == ["artifacts"]
+    assert sorted(p.name for p in artifacts_copy.parent.iterdir()) == [".artifacts.lock", "artifacts"]
 
 
 def test_evaluate_fairness_without_trained_artifacts_exits_2(tmp_path, small_imdb, capsys):

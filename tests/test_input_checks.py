@@ -50,3 +50,5 @@ def test_the_predict_tab_shows_the_warnings(tiny_artifacts):
     assert handlers.input_warnings(ENGLISH) == ""
     assert "**Note:** Probably not English" in handlers.input_warnings(FRENCH)
     assert "Very short (1 word)" in handlers.input_warnings("Great!")
+    for bad in (None, "  ", "x" * 200_001):  # the "warnings" API endpoint is reachable without a prediction
+        assert handlers.input_warnings(bad) == ""

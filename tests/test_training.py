@@ -64,7 +64,8 @@ def test_artifacts_folder_is_complete_and_verified(trained):
             "evaluations/test/metrics.json", "evaluations/test/predictions.parquet", "manifest.json"} <= names
     manifest = verify_manifest(trained)
     assert set(manifest["files"]) == names - {"manifest.json"}
-    assert not [p for p in trained.parent.iterdir() if p.name.startswith(".")]  # no temp or old folders
+    hidden = [p.name for p in trained.parent.iterdir() if p.name.startswith(".")]
+    assert hidden == [f".{trained.name}.lock"]  # no temporary or old folders; the writers' lock stays
 
 
 def test_history_has_one_record_per_epoch_and_stops_at_max_steps(trained):

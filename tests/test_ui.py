@@ -171,6 +171,20 @@ def test_flags_override_the_environment(clean_env):
     assert (args.artifacts, args.data, args.host, args.port, args.ig_steps) == ("here", "there", "0.0.0.0", 9000, 32)
 
 
+def test_a_bad_port_in_the_environment_is_a_usage_error(clean_env, capsys):
+    clean_env.setenv("GRADIO_SERVER_PORT", "http")
+    with pytest.raises(SystemExit) as exit_info:
+        app.parse_args([])
+    assert exit_info.value.code == 2
+    assert "--port: invalid int value: 'http'" in capsys.readouterr().err
+
+
+def test_a_missing_model_folder_is_one_error_line(clean_env, tmp_path, capsys):
+    assert app.main(["--artifacts", str(tmp_path / "no-such-folder")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: ") and "no-such-folder" in err[-1]
+
+
 def test_on_a_space_the_texts_default_to_the_hub(clean_env):
     clean_env.setenv("SPACE_ID", "someone/sentiment")
     assert app.parse_args([]).data == "imdb"
