@@ -171,6 +171,60 @@ def _mft_tests(rng: random.Random, n: int,
                           description=f"expected {expected}") for name, capability, expected, templates in specs]
 
 
+# Minimum functionality tests: (name, capability, expected label, templates).
+MFT_TESTS = [
+    ("positive words", "vocabulary", "positive", ("The {noun} was {pos}.", "A {pos} {noun}.",
+                                                  "I thought the {noun} was {int} {pos}.")),
+    ("negative words", "vocabulary", "negative", ("The {noun} was {neg}.", "A {neg} {noun}.",
+                                                  "I thought the {noun} was {int} {neg}.")),
+    ("negated positive", "negation", "negative", ("The {noun} was not {pos}.", "The {noun} isn't {pos}.",
+                                                  "I didn't think the {noun} was {pos}.")),
+    ("negated negative", "negation", "not negative", ("The {noun} was not {neg}.", "The {noun} isn't {neg} "
+                                                      "at all.", "I don't think the {noun} was {neg}.")),
+    ("negation with material in between", "negation", "negative",
+     ("I don't think that, given all the hype, the {noun} was {pos}.",
+      "I can't say that the {noun}, which I had heard so much about, was {pos}.")),
+    ("contrast with but", "negation", "positive", ("The {noun} was {neg}, but the {noun2} was {int} {pos}.",
+                                                   "It starts {neg}, but it ends up {pos}.")),
+    ("used to ... now", "temporal", "positive", ("I used to think {title} was {neg}, but now I think it is "
+                                                 "{pos}.", "At first the {noun} seemed {neg}; now I find it "
+                                                 "{pos}.")),
+    ("used to ... now (negative)", "temporal", "negative", ("I used to think {title} was {pos}, but now I "
+                                                            "find it {neg}.",)),
+    ("author's opinion over others'", "semantic roles", "positive",
+     ("Critics said {title} was {neg}, but I thought it was {pos}.", "My friends found the {noun} {neg}. I "
+      "found it {pos}.")),
+    ("author's opinion over others' (negative)", "semantic roles", "negative",
+     ("Everyone says {title} is {pos}, but I found it {neg}.",)),
+    ("question answered no", "semantic roles", "negative", ("Was the {noun} {pos}? No.",
+                                                            "Is {title} a {pos} film? Not at all.")),
+    ("question answered yes", "semantic roles", "positive", ("Was the {noun} {pos}? Yes.",
+                                                             "Is {title} a {pos} film? Absolutely.")),
+]
+
+# Invariance tests: (name, capability, perturbation, the sentences it perturbs).
+ENTITY_TEMPLATES = {"person": ("{person} was {pos} in this film.", "{person} was {neg} in {title}.",
+                       "I loved how {person} played the lead; {title} is {pos}.",
+                       "{person} gives a {neg} performance here."),
+            "place": ("I watched it in {place} and it was {pos}.", "I watched {title} in {place}; it was {neg}.",
+                      "Shot in {place}, the {noun} is {pos}.", "Set in {place}, the {noun} is {neg}."),
+            "n": ("I have seen it {n} times and it is {pos}.", "I have seen {title} {n} times and it is still "
+                  "{neg}.", "It runs {n} hours and the {noun} is {pos}.", "It runs {n} hours and it is {neg}."),
+            "title": ("{title} is a {pos} film.", "{title} is a {neg} film.", "I watched {title}: {pos}.",
+                      "I watched {title}: {neg}.")}
+INVARIANCES = [
+    ("typo", "robustness", _typo, BASE), ("punctuation", "robustness", _punctuation, BASE),
+    ("URL or handle appended", "robustness", lambda r, t: f"{t} {r.choice(SUFFIXES)}", BASE),
+    ("casing", "robustness", lambda r, t: r.choice((t.lower(), t.upper())), BASE),
+    ("contractions", "robustness", _contract, BASE),
+    ("person name", "named entities", _swap(PEOPLE), ENTITY_TEMPLATES["person"]),
+    ("place", "named entities", _swap(PLACES), ENTITY_TEMPLATES["place"]),
+    ("number", "named entities", lambda r, t: re.sub(r"\b\d\b", str(r.randint(10, 99)), t, count=1),
+     ENTITY_TEMPLATES["n"]),
+    ("film title", "named entities", _swap(TITLES), ENTITY_TEMPLATES["title"]),
+]
+
+
 def build_suite(seed: int = 0, n: int = 200, capabilities: tuple[str, ...] | None = None) -> list[BehaviourTest]:
     """The whole suite (or the tests of some capabilities), about `n` cases per test, the same for a seed."""
     unknown = sorted(set(capabilities or ()) - set(CAPABILITIES))
@@ -180,63 +234,14 @@ def build_suite(seed: int = 0, n: int = 200, capabilities: tuple[str, ...] | Non
     if n < 1:
         raise SentimentError(f"the suite needs at least one case per test, not {n}")
     rng = random.Random(seed)
-    mft = [
-        ("positive words", "vocabulary", "positive", ("The {noun} was {pos}.", "A {pos} {noun}.",
-                                                      "I thought the {noun} was {int} {pos}.")),
-        ("negative words", "vocabulary", "negative", ("The {noun} was {neg}.", "A {neg} {noun}.",
-                                                      "I thought the {noun} was {int} {neg}.")),
-        ("negated positive", "negation", "negative", ("The {noun} was not {pos}.", "The {noun} isn't {pos}.",
-                                                      "I didn't think the {noun} was {pos}.")),
-        ("negated negative", "negation", "not negative", ("The {noun} was not {neg}.", "The {noun} isn't {neg} "
-                                                          "at all.", "I don't think the {noun} was {neg}.")),
-        ("negation with material in between", "negation", "negative",
-         ("I don't think that, given all the hype, the {noun} was {pos}.",
-          "I can't say that the {noun}, which I had heard so much about, was {pos}.")),
-        ("contrast with but", "negation", "positive", ("The {noun} was {neg}, but the {noun2} was {int} {pos}.",
-                                                       "It starts {neg}, but it ends up {pos}.")),
-        ("used to ... now", "temporal", "positive", ("I used to think {title} was {neg}, but now I think it is "
-                                                     "{pos}.", "At first the {noun} seemed {neg}; now I find it "
-                                                     "{pos}.")),
-        ("used to ... now (negative)", "temporal", "negative", ("I used to think {title} was {pos}, but now I "
-                                                                "find it {neg}.",)),
-        ("author's opinion over others'", "semantic roles", "positive",
-         ("Critics said {title} was {neg}, but I thought it was {pos}.", "My friends found the {noun} {neg}. I "
-          "found it {pos}.")),
-        ("author's opinion over others' (negative)", "semantic roles", "negative",
-         ("Everyone says {title} is {pos}, but I found it {neg}.",)),
-        ("question answered no", "semantic roles", "negative", ("Was the {noun} {pos}? No.",
-                                                                "Is {title} a {pos} film? Not at all.")),
-        ("question answered yes", "semantic roles", "positive", ("Was the {noun} {pos}? Yes.",
-                                                                 "Is {title} a {pos} film? Absolutely.")),
-    ]
-    tests = _mft_tests(rng, n, mft)
+    tests = _mft_tests(rng, n, MFT_TESTS)
     for name, words, modifiers, toward in (("intensifiers", POSITIVE + NEGATIVE, INTENSIFIERS, "sentiment"),
                                            ("reducers", POSITIVE + NEGATIVE, REDUCERS, "middle")):
         pairs, direction = _directional(rng, n, words, modifiers, toward)
         tests.append(BehaviourTest(name, "vocabulary", "DIR", pairs, direction=direction, tolerance=DIR_TOLERANCE,
                                    description=f"an {name[:-1]} must not move P(positive) the wrong way by more "
                                                f"than {DIR_TOLERANCE}"))
-    entities = {"person": ("{person} was {pos} in this film.", "{person} was {neg} in {title}.",
-                           "I loved how {person} played the lead; {title} is {pos}.",
-                           "{person} gives a {neg} performance here."),
-                "place": ("I watched it in {place} and it was {pos}.", "I watched {title} in {place}; it was {neg}.",
-                          "Shot in {place}, the {noun} is {pos}.", "Set in {place}, the {noun} is {neg}."),
-                "n": ("I have seen it {n} times and it is {pos}.", "I have seen {title} {n} times and it is still "
-                      "{neg}.", "It runs {n} hours and the {noun} is {pos}.", "It runs {n} hours and it is {neg}."),
-                "title": ("{title} is a {pos} film.", "{title} is a {neg} film.", "I watched {title}: {pos}.",
-                          "I watched {title}: {neg}.")}
-    invariances = [
-        ("typo", "robustness", _typo, BASE), ("punctuation", "robustness", _punctuation, BASE),
-        ("URL or handle appended", "robustness", lambda r, t: f"{t} {r.choice(SUFFIXES)}", BASE),
-        ("casing", "robustness", lambda r, t: r.choice((t.lower(), t.upper())), BASE),
-        ("contractions", "robustness", _contract, BASE),
-        ("person name", "named entities", _swap(PEOPLE), entities["person"]),
-        ("place", "named entities", _swap(PLACES), entities["place"]),
-        ("number", "named entities", lambda r, t: re.sub(r"\b\d\b", str(r.randint(10, 99)), t, count=1),
-         entities["n"]),
-        ("film title", "named entities", _swap(TITLES), entities["title"]),
-    ]
-    for name, capability, perturb, base in invariances:
+    for name, capability, perturb, base in INVARIANCES:
         tests.append(BehaviourTest(name, capability, "INV", _pairs(rng, n, base, perturb),
                                    description="the label must not change"))
     tests += _identity_tests(rng, n)

@@ -154,21 +154,25 @@ def model_card_markdown(report: dict) -> str:
                      f"{calibration['after']['ece']:.4f})")
     engine = report.get("engine")
     if engine is not None:
-        check = (f"accuracy {engine['accuracy']:.4f} on {engine['n']:,} test reviews against the torch model's "
-                 f"{engine['torch_accuracy']:.4f}")
-        agree = engine.get("agreement")  # engine.json from before the agreement was recorded has none
-        if agree is not None:
-            check += (f"; the same label on {100 * agree['labels_agree']:.1f} % of them, P(positive) "
-                      f"{agree['mean_abs_difference']:.3f} from torch's on average (99th percentile "
-                      f"{agree['p99_abs_difference']:.3f}), ECE {agree['ece']:.4f} against {agree['torch_ece']:.4f}")
-        machine = engine.get("verified_on")  # engine.json from before the machine was recorded has none
-        if machine is not None:
-            flags = ", ".join(machine["cpu_flags"]) or "no VNNI, AMX or native bf16 flag"
-            check += f"; checked on {machine['threads']} threads of \"{machine['cpu']}\" ({flags})"
-        verdict = f"kept, {check}; it serves predictions where it is measured faster" if engine["kept"] else \
-            f"not kept, {check}"
-        lines.append(f"- **Int8 engine (ONNX Runtime):** {verdict}")
+        lines.append(f"- **Int8 engine (ONNX Runtime):** {_engine_verdict(engine)}")
     return "\n".join(lines) + "\n"
+
+
+def _engine_verdict(engine: dict) -> str:
+    """Whether the int8 engine was kept, and the check that decided it (engine.json)."""
+    check = (f"accuracy {engine['accuracy']:.4f} on {engine['n']:,} test reviews against the torch model's "
+             f"{engine['torch_accuracy']:.4f}")
+    agree = engine.get("agreement")  # engine.json from before the agreement was recorded has none
+    if agree is not None:
+        check += (f"; the same label on {100 * agree['labels_agree']:.1f} % of them, P(positive) "
+                  f"{agree['mean_abs_difference']:.3f} from torch's on average (99th percentile "
+                  f"{agree['p99_abs_difference']:.3f}), ECE {agree['ece']:.4f} against {agree['torch_ece']:.4f}")
+    machine = engine.get("verified_on")  # engine.json from before the machine was recorded has none
+    if machine is not None:
+        flags = ", ".join(machine["cpu_flags"]) or "no VNNI, AMX or native bf16 flag"
+        check += f"; checked on {machine['threads']} threads of \"{machine['cpu']}\" ({flags})"
+    return f"kept, {check}; it serves predictions where it is measured faster" if engine["kept"] else \
+        f"not kept, {check}"
 
 
 def comparison_table(evaluations: dict[str, dict]) -> pd.DataFrame:
