@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from sentiment import runtime
+    from sentiment.bulk import MAX_UPLOAD_BYTES
     from sentiment.errors import SentimentError
     from sentiment.services import Services
     from sentiment.ui import build_app
@@ -52,8 +53,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     # run_history off: Gradio 6 would otherwise keep every submitted review in the visitor's browser storage.
+    # max_file_size: Gradio refuses a larger upload before writing it to disk (the scorer checks it again).
     build_app(services, ig_steps=args.ig_steps).launch(server_name=args.host, server_port=args.port,
-                                                        run_history=False)
+                                                        run_history=False, max_file_size=MAX_UPLOAD_BYTES)
     return 0
 
 

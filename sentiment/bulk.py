@@ -15,12 +15,13 @@ from sentiment.data import LABEL_COLUMNS, TEXT_COLUMNS, candidate_columns, find_
 from sentiment.errors import SentimentError
 from sentiment.evaluation import compute_metrics
 from sentiment.input_checks import LanguageGuesser, row_warnings
-from sentiment.predict import MAX_TEXT_CHARS, Predictor
+from sentiment.predict import Predictor, takes
 from sentiment.sources import read_table
 
 log = logging.getLogger(__name__)
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+MAX_DECODED_BYTES = 10 * MAX_UPLOAD_BYTES  # a Parquet upload's columns, decoded
 MAX_ROWS = 2000  # about two minutes on two CPU cores in fp32; a bigger file belongs to evaluate.py
 SUFFIXES = (".csv", ".jsonl", ".json", ".parquet", ".txt")
 PREDICTION_COLUMNS = ["row", "label", "prob_positive", "confidence", "warnings"]
@@ -38,6 +39,8 @@ class Upload:
 
 
 def _read(path: Path) -> pd.DataFrame:
+    if path.suffix.lower() == ".parquet":  # a few MB can decode to billions of rows: count them first
+        _check_parquet_size(path)
     if path.suffix.lower() != ".txt":
         return read_table(path)
     try:
@@ -45,12 +48,27 @@ def _read(path: Path) -> pd.DataFrame:
     except UnicodeDecodeError as err:
         raise SentimentError(f"{path.name}: not valid UTF-8 (byte {err.start}); save it as UTF-8 and try "
                              f"again") from err
-    return pd.DataFrame({"text": [line for line in lines if line.strip()]})
+    return pd.DataFrame({"text": lines})  # every line, blank ones too, so that `row` is the line's number
+
+
+def _check_parquet_size(path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    try:
+        metadata = pq.ParquetFile(path).metadata
+    except Exception as err:  # pyarrow's errors for a file that is not Parquet
+        raise SentimentError(f"{path.name}: not a readable Parquet file ({err})") from None
+    decoded = sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
+    if metadata.num_rows > MAX_ROWS or decoded > MAX_DECODED_BYTES:
+        raise SentimentError(f"{path.name} has {metadata.num_rows:,} rows ({decoded / 2**20:.0f} MB decoded); the "
+                             f"limit here is {MAX_ROWS:,} rows. Split it, or run evaluate.py on it")
 
 
 def read_upload(path: str | Path, text_column: str | None = None) -> Upload:
     """An uploaded file as rows to score, with a clear error for anything the page cannot take."""
     path = Path(path)
+    if not path.is_file():  # Gradio hands back the same path after the upload was scored and deleted
+        raise SentimentError(f"{path.name} is gone: an upload is deleted once it is scored. Upload the file again")
     if path.suffix.lower() not in SUFFIXES:
         raise SentimentError(f"{path.name}: a {path.suffix or 'suffix-less'} file cannot be scored; upload .csv, "
                              f".jsonl, .parquet or .txt (one review a line)")
@@ -93,7 +111,7 @@ def score(predictor: Predictor, upload: Upload, progress: bool = False,
     `upload.label_note` says why where the file has a label column)."""
     frame = upload.frame
     texts = frame["text"].tolist()
-    scorable = [i for i, t in enumerate(texts) if t.strip() and len(t) <= MAX_TEXT_CHARS]
+    scorable = [i for i, t in enumerate(texts) if takes(t)]  # the Predict tab's own check of a text
     encoder = predictor.encoder
     ids, lengths = encoder.encode_with_lengths([texts[i] for i in scorable])
     probs = np.full(len(texts), np.nan)

@@ -215,6 +215,21 @@ def word_embeddings(model: PreTrainedModel) -> np.ndarray:
     return model.get_input_embeddings().weight.detach().float().cpu().numpy()
 
 
+INT8_DOT_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})  # int8 dot products without AVX2's saturation
+
+
+def _warn_unverified_kernels(folder: Path, verified_on: dict | None) -> None:
+    """The accuracy check ran on one CPU's int8 kernels: say so where this CPU lacks the int8 dot products that CPU
+    had (AVX2's pairwise sums can saturate), and how to check it here."""
+    if verified_on is None:
+        return
+    missing = (set(verified_on.get("cpu_flags", ())) & INT8_DOT_FLAGS) - runtime.cpu_flags()
+    if missing:
+        log.warning("int8 engine of %s was verified on a CPU with %s, which this one lacks; its accuracy here is "
+                    "unchecked (python evaluate.py --artifacts %s --int8 verifies it on this CPU)", folder,
+                    ", ".join(sorted(missing)), folder)
+
+
 def load_engine(folder: str | Path, model: PreTrainedModel, weights_sha256: str | None = None) -> Int8Engine | None:
     """The folder's verified int8 engine, or None with a log line saying why not (no engine, not kept, made from
     other weights, ONNX Runtime missing, a file that does not load): the caller then stays on torch.
@@ -233,6 +248,7 @@ def load_engine(folder: str | Path, model: PreTrainedModel, weights_sha256: str 
         if not onnxruntime_available():
             log.info("onnxruntime is not installed; using torch (pip install onnxruntime for the int8 engine)")
             return None
+        _warn_unverified_kernels(folder, info.get("verified_on"))
         return Int8Engine(folder / ENGINE_FILE, word_embeddings(model))
     except Exception as err:  # a corrupt file, an old ONNX Runtime: torch answers instead, never a crash
         log.warning("int8 engine of %s failed to load (%s: %s); using torch", folder, type(err).__name__, err)

@@ -30,13 +30,18 @@ TEMPLATES: tuple[tuple[str, str], ...] = (
 )
 
 
-def bootstrap_ci(values: Sequence[float], n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> list[float]:
-    """Percentile bootstrap interval of the mean."""
+def bootstrap_ci(values: Sequence[float], n_boot: int = 2000, seed: int = 0, level: float = 0.95,
+                 weights: Sequence[float] | None = None) -> list[float]:
+    """Percentile bootstrap interval of the mean; with `weights`, of the weighted mean. Per-review means weighted by
+    each review's number of variants make it a cluster bootstrap of the per-variant mean: reviews are resampled,
+    and the interval is that of the rate reported beside it."""
     values = np.asarray(values, dtype=np.float64)
     if len(values) == 0:
         return [float("nan"), float("nan")]
+    w = np.ones_like(values) if weights is None else np.asarray(weights, dtype=np.float64)
     rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, len(values), size=(n_boot, len(values)))].mean(axis=1)
+    drawn = rng.integers(0, len(values), size=(n_boot, len(values)))
+    means = (values[drawn] * w[drawn]).sum(axis=1) / w[drawn].sum(axis=1)
     tail = (1 - level) / 2 * 100
     return [float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))]
 
@@ -129,13 +134,15 @@ def _probe_category(score: ScoreFn, texts: Sequence[str], keys: Sequence[str], c
     review_flip = [flips[rows].mean() for rows in by_review.values()]
     review_shift = [shifts[rows].mean() for rows in by_review.values()]
     review_abs_shift = [np.abs(shifts[rows]).mean() for rows in by_review.values()]
+    variants = [len(rows) for rows in by_review.values()]  # 1 to 3 per review: the intervals weight by them
     to_group = {category.groups[g]: float(shifts[[r for r, job in enumerate(jobs) if job[1] == g]].mean())
                 for g in sorted({g for _, g, _ in jobs})}
     largest = np.argsort(-np.abs(shifts))[:10]
     return {"mentioning": mentioning, "reviews": len(by_review), "variants": len(jobs),
-            "flip_rate": float(flips.mean()), "flip_rate_ci": bootstrap_ci(review_flip),
-            "mean_shift": float(shifts.mean()), "mean_shift_ci": bootstrap_ci(review_shift),
-            "mean_abs_shift": float(np.abs(shifts).mean()), "mean_abs_shift_ci": bootstrap_ci(review_abs_shift),
+            "flip_rate": float(flips.mean()), "flip_rate_ci": bootstrap_ci(review_flip, weights=variants),
+            "mean_shift": float(shifts.mean()), "mean_shift_ci": bootstrap_ci(review_shift, weights=variants),
+            "mean_abs_shift": float(np.abs(shifts).mean()),
+            "mean_abs_shift_ci": bootstrap_ci(review_abs_shift, weights=variants),
             "mean_shift_to_group": to_group,
             "largest_shifts": [{"key": keys[jobs[r][0]], "to": category.groups[jobs[r][1]],
                                 "shift": float(shifts[r])} for r in largest]}

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import logging
 
-from sentiment.predict import MAX_TEXT_CHARS
+from sentiment.errors import SentimentError
+from sentiment.predict import MAX_TEXT_CHARS, check_text
 from sentiment.text import Encoder
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,11 @@ def row_warnings(text: str, n_tokens: int, encoder: Encoder, language: LanguageG
     words = len(text.split())
     if words == 0:
         return ["empty text: no prediction"]
+    if len(text) <= MAX_TEXT_CHARS:
+        try:
+            check_text(text)
+        except SentimentError as err:  # invisible characters only, or not valid Unicode
+            return [f"not scored: {err}"]
     warnings = []
     guess = language.not_english(text) if language is not None else None
     if guess is not None:

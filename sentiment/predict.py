@@ -35,6 +35,15 @@ ENGINE_PROBE_FILE = "engine_probes.json"  # in runtime.cache_folder(): the probe
 MAX_TEXT_CHARS = 100_000  # ~20x the longest IMDB review; beyond it tokenising alone would stall a small server
 
 
+def takes(text: object) -> bool:
+    """Whether `check_text` accepts the text (bulk scoring leaves a row it refuses unscored, with a warning)."""
+    try:
+        check_text(text)
+    except SentimentError:
+        return False
+    return True
+
+
 def check_text(text: object) -> str:
     """A review the model can take, or a SentimentError that says what is wrong with it."""
     if not isinstance(text, str):

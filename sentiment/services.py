@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -107,9 +108,10 @@ def explanation_outputs(explanation: Explanation) -> tuple[list, pd.DataFrame, s
             f"{explanation.delta:+.4f} ({explanation.relative_delta:.1%} of that change; under ~5% is a faithful "
             f"approximation, more steps lower it).")
     if explanation.truncated:
-        note += (f"\n\n**This review is longer than the model's window:** it has {explanation.n_tokens} word pieces "
-                 f"and the model saw {explanation.n_seen} of them (the start and the end). Uncoloured words in the "
-                 f"middle were not seen.")
+        # counted as the note above the explanation counts them: [CLS] and [SEP] included
+        note += (f"\n\n**This review is longer than the model's window:** it has {explanation.n_tokens + 2} word "
+                 f"pieces and the model saw {explanation.n_seen + 2} of them (the start and the end). Uncoloured "
+                 f"words in the middle were not seen.")
     return highlighted, table, note
 
 
@@ -202,7 +204,9 @@ class Handlers:
             if time.time() - old.stat().st_mtime > 3600:
                 old.unlink(missing_ok=True)
         safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in stem)[:60] or "reviews"
-        return Path(tempfile.mkstemp(dir=folder, prefix=f"{safe}-", suffix="-predictions.csv")[1])
+        fd, name = tempfile.mkstemp(dir=folder, prefix=f"{safe}-", suffix="-predictions.csv")
+        os.close(fd)  # to_csv opens it again; an open descriptor per scored file would exhaust the server's
+        return Path(name)
 
     def evaluation_view(self, name: str) -> tuple:
         """Everything the Evaluation tab shows for one set: results, two confusion matrices, ROC, PR, per-class

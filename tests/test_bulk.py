@@ -79,8 +79,20 @@ def test_the_text_column_can_be_named(handlers, labelled, tmp_path):
     path = upload(frame, tmp_path / "named.csv")
     with pytest.raises(gr.Error, match="cannot tell which column holds the text"):
         handlers.score_file(path)
+    with pytest.raises(gr.Error, match="named.csv is gone: an upload is deleted once it is scored"):
+        handlers.score_file(path, "body")  # the page hands back the deleted upload's path
     path = upload(frame, tmp_path / "named.csv")
     assert "from column `body`" in handlers.score_file(path, "body")[1]
+
+
+def test_a_text_file_keeps_its_line_numbers_and_invisible_text_is_not_scored(handlers, tmp_path):
+    path = tmp_path / "lines.txt"
+    path.write_text("A fine, warm and funny film.\n\nA dull film.\n\u200b\u200b\n", encoding="utf-8")
+    predictions = pd.read_csv(handlers.score_file(str(path))[0], keep_default_na=False)
+    assert predictions["row"].tolist() == [0, 1, 2, 3]  # line numbers, counted from 0
+    assert predictions["warnings"][1] == "empty text: no prediction" and predictions["label"][1] == ""
+    assert predictions["label"][3] == "" and predictions["warnings"][3].startswith("not scored: the review is empty")
+    assert predictions["label"][2] in {"negative", "positive"}
 
 
 @pytest.mark.parametrize(("name", "content", "message"), [
@@ -111,6 +123,11 @@ def test_uploads_over_the_limits_are_refused(handlers, tmp_path, monkeypatch):
         handlers.score_file(path)
     with pytest.raises(gr.Error, match="Upload a file"):
         handlers.score_file(None)
+    monkeypatch.setattr(bulk, "MAX_UPLOAD_BYTES", 10 * 2**20)
+    path = upload(pd.DataFrame({"text": ["Fine film."] * 4}), tmp_path / "rows.parquet")
+    monkeypatch.setattr(bulk, "read_table", None)  # refused from the metadata, before any row is decoded
+    with pytest.raises(gr.Error, match="rows.parquet has 4 rows .* the limit here is 3 rows"):
+        handlers.score_file(path)
 
 
 @pytest.mark.parametrize(("labels", "why"), [([1, 1], "only the positive class"), (["maybe", 1], "values found")])

@@ -342,3 +342,18 @@ def test_training_builds_the_engine_at_the_end(small_imdb, tiny_model_dir, tmp_p
     assert train.main(argv) == 0
     info = read_json(tmp_path / "out" / ENGINE_INFO)
     assert info["n"] == 16 and (tmp_path / "out" / ENGINE_FILE).exists() == info["kept"]
+
+
+def test_an_engine_checked_on_int8_dot_products_warns_on_a_cpu_without_them(monkeypatch, caplog, tmp_path):
+    checked = {"threads": 2, "cpu": "Intel(R) Xeon(R) Processor", "cpu_flags": ["amx_bf16", "amx_int8"]}
+    monkeypatch.setattr(engine_module.runtime, "cpu_flags", lambda: {"avx2", "fma"})
+    with caplog.at_level("WARNING", logger="sentiment.engine"):
+        engine_module._warn_unverified_kernels(tmp_path, checked)
+    assert "verified on a CPU with amx_int8, which this one lacks" in caplog.text
+    assert "--int8 verifies it on this CPU" in caplog.text
+    caplog.clear()
+    monkeypatch.setattr(engine_module.runtime, "cpu_flags", lambda: {"avx2", "amx_int8"})
+    with caplog.at_level("WARNING", logger="sentiment.engine"):
+        engine_module._warn_unverified_kernels(tmp_path, checked)
+        engine_module._warn_unverified_kernels(tmp_path, {"cpu_flags": []})  # checked on AVX2: holds anywhere
+    assert caplog.text == ""

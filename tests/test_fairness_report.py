@@ -46,6 +46,15 @@ def test_bootstrap_interval_contains_the_mean_and_narrows_with_more_data():
     assert all(np.isnan(bootstrap_ci([])))
 
 
+def test_weighted_bootstrap_is_the_interval_of_the_per_variant_rate():
+    # 40 reviews with one variant that never flips, 10 with three variants that always flip: the rate over
+    # variants is 30 / 70, while the mean of the per-review rates is 10 / 50
+    review_rates, variants = [0.0] * 40 + [1.0] * 10, [1] * 40 + [3] * 10
+    low, high = bootstrap_ci(review_rates, weights=variants)
+    assert low < 30 / 70 < high and not low < 0.2 < high
+    assert bootstrap_ci(review_rates, weights=[1] * 50) == bootstrap_ci(review_rates)
+
+
 def test_paired_p_value_with_known_answers():
     base = np.linspace(0.2, 0.8, 14)
     assert paired_p_value(base, base) == 1.0

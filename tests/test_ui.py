@@ -69,7 +69,9 @@ def test_a_truncated_review_says_what_the_model_saw(handlers, reviews):
     highlighted, _, note = handlers.explain(text)
     assert "".join(segment for segment, _ in highlighted) == text
     assert "longer than the model's window" in note
-    assert "saw 126 of them" in note
+    assert "saw 128 of them" in note  # the window, [CLS] and [SEP] included, as the input warning counts
+    n_pieces = int(note.split("it has ")[1].split()[0])
+    assert f"{n_pieces} word pieces, more than the model's window of 128" in handlers.input_warnings(text)
 
 
 @pytest.mark.parametrize(("text", "message"), BAD_INPUTS, ids=BAD_IDS)
