@@ -215,15 +215,12 @@ def word_embeddings(model: PreTrainedModel) -> np.ndarray:
     return model.get_input_embeddings().weight.detach().float().cpu().numpy()
 
 
-INT8_DOT_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})  # int8 dot products without AVX2's saturation
-
-
 def _warn_unverified_kernels(folder: Path, verified_on: dict | None) -> None:
     """The accuracy check ran on one CPU's int8 kernels: say so where this CPU lacks the int8 dot products that CPU
     had (AVX2's pairwise sums can saturate), and how to check it here."""
     if verified_on is None:
         return
-    missing = (set(verified_on.get("cpu_flags", ())) & INT8_DOT_FLAGS) - runtime.cpu_flags()
+    missing = (set(verified_on.get("cpu_flags", ())) & runtime.INT8_DOT_FLAGS) - runtime.cpu_flags()
     if missing:
         log.warning("int8 engine of %s was verified on a CPU with %s, which this one lacks; its accuracy here is "
                     "unchecked (python evaluate.py --artifacts %s --int8 verifies it on this CPU)", folder,

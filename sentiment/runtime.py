@@ -24,7 +24,8 @@ DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 # x86 `flags`: AMX tiles, AVX512-BF16 dot products; Arm `Features`: FEAT_BF16 for NEON and for SVE.
 NATIVE_BF16_FLAGS = frozenset({"amx_bf16", "avx512_bf16", "bf16", "svebf16"})
 # VNNI dates the CPU's generation in a run's record; VNNI and AMX-INT8 also decide which int8 kernels run
-RECORDED_FLAGS = NATIVE_BF16_FLAGS | {"avx512_vnni", "avx_vnni", "amx_int8"}
+INT8_DOT_FLAGS = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})  # int8 dot products without AVX2's saturation
+RECORDED_FLAGS = NATIVE_BF16_FLAGS | INT8_DOT_FLAGS
 # Without native bf16, oneDNN computes bf16 on AVX512 by converting to fp32: whether the halved memory traffic
 # pays for the conversions depends on the chip, so it is measured, and bf16 must win clearly to be chosen.
 PROBE_MIN_SPEEDUP = 1.2
