@@ -1,15 +1,17 @@
-"""Evaluate a trained model folder on labelled data, or run its fairness report; the result is stored in the folder.
+"""Evaluate a trained model folder on labelled data, or add a report to it; the result is stored in the folder.
 
     python evaluate.py --artifacts artifacts --data ../shared/data/transfer/kotzias_amazon.parquet --name amazon
     python evaluate.py --artifacts artifacts --data reviews.csv --text-column body --label-column stars_ok --name ours
     python evaluate.py --artifacts artifacts --data ../shared/data/imdb --split test --name imdb-test
-    python evaluate.py --artifacts artifacts --fairness        # on the test reviews its training run used
-    python evaluate.py --artifacts artifacts --behaviour       # the behavioural test suite (CheckList-style)
-    python evaluate.py --artifacts artifacts --int8            # the int8 ONNX Runtime engine, verified on test
 
 An evaluation set lands in ARTIFACTS/evaluations/NAME/ (metrics, predictions keyed by row, no text), added to the
-folder's manifest; the app shows every set it finds there. The folder is replaced atomically: a failed run leaves
-it as it was.
+folder's manifest; the app shows every set it finds there. Three commands of their own, each with its own --help:
+
+    python evaluate.py fairness --artifacts artifacts    # the fairness report, on the test reviews of its training run
+    python evaluate.py behaviour --artifacts artifacts   # the behavioural test suite (CheckList-style)
+    python evaluate.py int8 --artifacts artifacts        # the int8 ONNX Runtime engine, verified on that test split
+
+The folder is replaced atomically: a failed run leaves it as it was.
 """
 
 from __future__ import annotations
@@ -21,7 +23,15 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sentiment.config import EvaluateConfig, add_arguments, from_namespace
+from sentiment.config import (
+    BehaviourConfig,
+    EngineConfig,
+    EvaluateConfig,
+    FairnessConfig,
+    FolderJob,
+    add_arguments,
+    from_namespace,
+)
 from sentiment.errors import SentimentError
 
 if TYPE_CHECKING:
@@ -52,21 +62,14 @@ def own_test(config: EvaluateConfig) -> Labelled | None:
     return Labelled(splits.test, f"{splits.source} [test]", sha256_file(file) if file.is_file() else None)
 
 
+COMMANDS = {"fairness": FairnessConfig, "behaviour": BehaviourConfig, "int8": EngineConfig}
+
+
 def evaluate(config: EvaluateConfig) -> dict:
-    from sentiment import assess, runtime  # heavy imports only once the flags are valid
-    from sentiment.artifacts import verify_manifest
+    """Score the folder's model on the labelled set and store the evaluation under its name."""
+    from sentiment import assess
     from sentiment.data import load_labelled
 
-    runtime.set_threads(config.num_threads)
-    verify_manifest(config.artifacts)  # before reading any data: a broken folder is the first thing to know
-    if config.int8:
-        return assess.store_engine(config.artifacts, device=config.device, precision=config.precision,
-                                   progress=config.progress)
-    if config.behaviour:
-        return assess.store_behaviour(config.artifacts, config.seed, device=config.device, precision=config.precision)
-    if config.fairness:
-        return assess.store_fairness(config.artifacts, config.data, config.fairness_max_reviews, config.seed,
-                                     device=config.device, precision=config.precision)
     data = own_test(config) if config.name == "test" else None
     if data is None:
         data = load_labelled(config.data, config.split, config.text_column, config.label_column, config.label_map,
@@ -77,11 +80,51 @@ def evaluate(config: EvaluateConfig) -> dict:
                                    text_column=config.text_column, explain_mistakes=config.explain_mistakes)
 
 
+def run(config: FolderJob) -> str:
+    """Run the command `config` is the settings of; its one-line summary."""
+    from sentiment import assess, runtime  # heavy imports only once the flags are valid
+    from sentiment.artifacts import verify_manifest
+
+    runtime.set_threads(config.num_threads)
+    verify_manifest(config.artifacts)  # before reading any data: a broken folder is the first thing to know
+    hardware = {"device": config.device, "precision": config.precision}
+    if isinstance(config, EngineConfig):
+        r = assess.store_engine(config.artifacts, progress=config.progress, **hardware)
+        return (f"int8 engine {'kept' if r['kept'] else 'not kept'} in {config.artifacts}: accuracy {r['accuracy']:.4f}"
+                f" on {r['n']:,} test reviews, torch {r['torch_accuracy']:.4f}; same label on "
+                f"{100 * r['agreement']['labels_agree']:.1f} %, mean |difference| of P(positive) "
+                f"{r['agreement']['mean_abs_difference']:.4f}")
+    if isinstance(config, BehaviourConfig):
+        r = assess.store_behaviour(config.artifacts, config.seed, **hardware)
+        worst = max(r["tests"], key=lambda t: t["failure_rate"])
+        return (f"behavioural report written to {config.artifacts}: mean failure rate {r['mean_failure_rate']:.3f} "
+                f"over {len(r['tests'])} tests; worst: {worst['name']} ({worst['failure_rate']:.3f})")
+    if isinstance(config, FairnessConfig):
+        r = assess.store_fairness(config.artifacts, config.data, config.fairness_max_reviews, config.seed, **hardware)
+        flagged = [name for name, c in r["suite"]["categories"].items() if c["largest_gap"]["flagged"]]
+        return f"fairness report written to {config.artifacts}; flagged categories: {', '.join(flagged) or 'none'}"
+    r = evaluate(config)
+    low, high = r["accuracy_ci"]
+    return (f"{config.name}: n {r['n']:,}, accuracy {r['accuracy']:.4f} [{low:.4f}, {high:.4f}], ROC-AUC "
+            f"{r['roc_auc']:.4f}, macro F1 {r['macro']['f1']:.4f}, ECE {r['ece']:.4f}; stored in "
+            f"{config.artifacts}/evaluations/{config.name}")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser, EvaluateConfig)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = argv.pop(0) if argv and argv[0] in COMMANDS else None
+    cls = COMMANDS.get(command, EvaluateConfig)
+    parser = argparse.ArgumentParser(prog=f"evaluate.py {command}" if command else "evaluate.py",
+                                     description=cls.__doc__ if command else __doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser, cls)
+    moved = [flag for flag in argv if flag in {f"--{name}" for name in COMMANDS}] if command is None else []
+    if moved:  # the spelling of earlier versions
+        print(f"error: {moved[0]} is a command of its own now, given first: python evaluate.py {moved[0][2:]} "
+              f"--artifacts DIR", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
-    if not args.progress:
+    if not getattr(args, "progress", True):
         import transformers
 
         transformers.utils.logging.disable_progress_bar()
@@ -90,28 +133,11 @@ def main(argv: list[str] | None = None) -> int:
 
     runtime.set_probe_cache(runtime.probe_cache_from(os.environ))
     try:
-        config = from_namespace(args, EvaluateConfig)
-        result = evaluate(config)
+        summary = run(from_namespace(args, cls))
     except SentimentError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    if config.int8:
-        print(f"int8 engine {'kept' if result['kept'] else 'not kept'} in {config.artifacts}: accuracy "
-              f"{result['accuracy']:.4f} on {result['n']:,} test reviews, torch {result['torch_accuracy']:.4f}; same "
-              f"label on {100 * result['agreement']['labels_agree']:.1f} %, mean |difference| of P(positive) "
-              f"{result['agreement']['mean_abs_difference']:.4f}")
-    elif config.behaviour:
-        worst = max(result["tests"], key=lambda t: t["failure_rate"])
-        print(f"behavioural report written to {config.artifacts}: mean failure rate {result['mean_failure_rate']:.3f}"
-              f" over {len(result['tests'])} tests; worst: {worst['name']} ({worst['failure_rate']:.3f})")
-    elif config.fairness:
-        flagged = [name for name, c in result["suite"]["categories"].items() if c["largest_gap"]["flagged"]]
-        print(f"fairness report written to {config.artifacts}; flagged categories: {', '.join(flagged) or 'none'}")
-    else:
-        low, high = result["accuracy_ci"]
-        print(f"{config.name}: n {result['n']:,}, accuracy {result['accuracy']:.4f} [{low:.4f}, {high:.4f}], "
-              f"ROC-AUC {result['roc_auc']:.4f}, macro F1 {result['macro']['f1']:.4f}, ECE {result['ece']:.4f}; "
-              f"stored in {config.artifacts}/evaluations/{config.name}")
+    print(summary)
     return 0
 
 

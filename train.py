@@ -156,7 +156,7 @@ def int8_engine_into(folder: Path, predictor, test, config: TrainConfig) -> None
 
     log = logging.getLogger(__name__)
     if predictor.device.type != "cpu" or missing_packages():
-        log.warning("no int8 engine: %s", "it serves CPUs; build it there with evaluate.py --int8"
+        log.warning("no int8 engine: %s", "it serves CPUs; build it there with evaluate.py int8"
                     if predictor.device.type != "cpu" else f"{', '.join(missing_packages())} not installed")
         return
     try:
@@ -165,7 +165,7 @@ def int8_engine_into(folder: Path, predictor, test, config: TrainConfig) -> None
             raise SentimentError("the test evaluation just written is not torch's on the whole split")
         assess.engine_into(folder, predictor, test, torch_probs, progress=config.progress)
     except Exception as err:  # the model and its evaluation are worth more than the engine
-        log.warning("int8 engine not built (%s: %s); build it later with evaluate.py --int8", type(err).__name__, err)
+        log.warning("int8 engine not built (%s: %s); build it later with evaluate.py int8", type(err).__name__, err)
         for name in (ENGINE_FILE, ENGINE_INFO):
             (folder / name).unlink(missing_ok=True)
 

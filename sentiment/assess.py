@@ -138,7 +138,7 @@ def fairness_into(folder: Path, predictor: Predictor, texts: list[str], max_revi
 
 def store_fairness(artifacts: str | Path, data: str | None = None, max_reviews: int = 300, seed: int = 42,
                    device: str = "auto", precision: str = "auto") -> dict:
-    """evaluate.py --fairness: the report on the test reviews the folder's own training run used (its stored
+    """evaluate.py fairness: the report on the test reviews the folder's own training run used (its stored
     config says which, and how it split them), or on the test split of `data` where given."""
     folder = Path(artifacts)
     if not (folder / TRAINING_CONFIG).is_file():
@@ -161,7 +161,7 @@ def behaviour_into(folder: Path, predictor: Predictor, seed: int = 0) -> dict:
 
 
 def store_behaviour(artifacts: str | Path, seed: int = 0, device: str = "auto", precision: str = "auto") -> dict:
-    """evaluate.py --behaviour: the behavioural report of a complete folder, added atomically."""
+    """evaluate.py behaviour: the behavioural report of a complete folder, added atomically."""
     predictor = Predictor.from_artifacts(artifacts, device=device, precision=precision)
     result: dict = {}
     update_atomically(artifacts, lambda copy: result.update(behaviour_into(copy, predictor, seed)))
@@ -190,7 +190,7 @@ def stored_torch_probabilities(folder: Path, n: int) -> np.ndarray | None:
 
 
 def store_engine(artifacts: str | Path, device: str = "auto", precision: str = "auto", progress: bool = False) -> dict:
-    """evaluate.py --int8: build and verify the int8 engine of a complete folder on the test split its training run
+    """evaluate.py int8: build and verify the int8 engine of a complete folder on the test split its training run
     used, against the torch model's probabilities there (its stored test evaluation if torch made it, else
     measured)."""
     folder = Path(artifacts)

@@ -235,11 +235,25 @@ def resume_keys(cls: type = TrainConfig) -> tuple[str, ...]:
 
 
 @dataclass
-class EvaluateConfig:
-    """An evaluation of a trained model folder on labelled data, stored in the folder (evaluate.py)."""
+class FolderJob:
+    """What every evaluate.py command shares: the trained model folder it adds to, and the hardware it runs on."""
 
     artifacts: str = _opt("artifacts", "the trained model folder (written by train.py)")
-    data: str | None = _opt(None, DATA_HELP + "; with --fairness, default: the data the folder was tested on")
+    device: str = _opt("auto", "auto, cpu or cuda")
+    precision: str = _opt("auto", "auto, int8, bf16, fp16 or fp32, as Predictor takes it (auto: the int8 engine "
+                                  "where it is measured faster, else bf16 or fp32 for the CPU)",
+                            choices=PREDICTOR_PRECISIONS)
+    num_threads: int | None = _opt(None, "CPU threads (default: all visible cores)", valid=AT_LEAST_ONE)
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+@dataclass
+class EvaluateConfig(FolderJob):
+    """An evaluation set: the folder's model scored on labelled data, stored in ARTIFACTS/evaluations/NAME/."""
+
+    data: str | None = _opt(None, DATA_HELP)
     name: str | None = _opt(None, "name of the evaluation set, its folder under ARTIFACTS/evaluations/ (letters, "
                                   "digits, '.', '-', '_'); the same name again replaces it")
     split: str = _opt("test", "which split of a data set with splits (hub, folder, aclImdb); ignored for one file")
@@ -252,34 +266,46 @@ class EvaluateConfig:
     max_samples: int | None = _opt(None, "evaluate a stratified sample of this many rows, for quick runs",
                                    valid=SAMPLE_SIZE)
     explain_mistakes: int = _opt(200, EXPLAIN_MISTAKES_HELP, valid=NON_NEGATIVE)
-    fairness: bool = _opt(False, "run the identity-term fairness report (fairness.json) on the test data the "
-                                 "folder's training run used, read from its stored config, instead of --name")
-    fairness_max_reviews: int = _opt(300, "test reviews probed per identity category, with --fairness",
-                                     valid=AT_LEAST_ONE)
-    behaviour: bool = _opt(False, "run the behavioural test suite (behaviour.json: negation, contrast, temporal, "
-                                  "semantic roles, robustness, named entities, identity terms) instead of --name")
-    int8: bool = _opt(False, "build the int8 ONNX Runtime engine (model.int8.onnx) and keep it only if its accuracy "
-                             "on the folder's test split is within 0.2 points of the torch model's, instead of --name")
-    device: str = _opt("auto", "auto, cpu or cuda")
-    precision: str = _opt("auto", "auto, int8, bf16, fp16 or fp32, as Predictor takes it (auto: the int8 engine "
-                                  "where it is measured faster, else bf16 or fp32 for the CPU)",
-                            choices=PREDICTOR_PRECISIONS)
-    num_threads: int | None = _opt(None, "CPU threads (default: all visible cores)", valid=AT_LEAST_ONE)
     tokens_per_batch: int = _opt(TORCH_TOKENS_PER_BATCH, "token budget of one inference batch (padded tokens; fastest "
                                                            "measured on CPUs)", valid=AT_LEAST_ONE)
-    seed: int = _opt(42, "seed of --max-samples and of the fairness probe's sampling")
+    seed: int = _opt(42, "seed of --max-samples")
     progress: bool = _opt(True, "show progress bars")
 
     def __post_init__(self) -> None:
-        if int(self.fairness) + int(self.behaviour) + int(self.int8) + int(self.name is not None) != 1:
-            raise SentimentError("give one of --name NAME (an evaluation set on --data), --fairness (the fairness "
-                                 "report), --behaviour (the behavioural test suite) or --int8 (the int8 engine)")
-        if self.name is not None and self.data is None:
-            raise SentimentError("--data is missing: give the labelled data to evaluate on")
-        if self.name is not None and not EVALUATION_NAME.match(self.name):
+        if self.name is None or self.data is None:
+            raise SentimentError("give --data (the labelled data) and --name (what to call the set), or a command of "
+                                 "its own first: fairness, behaviour or int8 (python evaluate.py --help)")
+        if not EVALUATION_NAME.match(self.name):
             raise SentimentError(f"--name {self.name!r}: use letters, digits, '.', '-' and '_' only (at most 64 "
                                  f"characters), starting with a letter or digit")
-        check_fields(self)
+        super().__post_init__()
+
+
+@dataclass
+class FairnessConfig(FolderJob):
+    """The identity-term fairness report (fairness.json), on the test reviews of the folder's own training run."""
+
+    data: str | None = _opt(None, DATA_HELP + "; its test split replaces the reviews the folder was tested on")
+    fairness_max_reviews: int = _opt(300, "test reviews probed per identity category", valid=AT_LEAST_ONE)
+    seed: int = _opt(42, "seed of the probe's sampling of reviews")
+
+
+@dataclass
+class BehaviourConfig(FolderJob):
+    """The behavioural test suite (behaviour.json): negation, contrast, temporal, semantic roles, robustness, named
+    entities and identity terms, CheckList-style."""
+
+    seed: int = _opt(42, "seed of the suite's generator (the same seed gives the same cases)")
+
+
+@dataclass
+class EngineConfig(FolderJob):
+    """The int8 ONNX Runtime engine (model.int8.onnx), kept only if its accuracy on the test split of the folder's
+    training run is within 0.2 points of the torch model's."""
+
+    precision: str = _opt("auto", "precision of the torch model it is checked against, where the folder stores no "
+                                  "torch evaluation of that split (auto: fp32)", choices=PRECISIONS)
+    progress: bool = _opt(True, "show progress bars")
 
 
 def add_arguments(parser: argparse.ArgumentParser, cls: type = TrainConfig) -> None:

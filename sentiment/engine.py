@@ -223,7 +223,7 @@ def _warn_unverified_kernels(folder: Path, verified_on: dict | None) -> None:
     missing = (set(verified_on.get("cpu_flags", ())) & runtime.INT8_DOT_FLAGS) - runtime.cpu_flags()
     if missing:
         log.warning("int8 engine of %s was verified on a CPU with %s, which this one lacks; its accuracy here is "
-                    "unchecked (python evaluate.py --artifacts %s --int8 verifies it on this CPU)", folder,
+                    "unchecked (python evaluate.py int8 --artifacts %s verifies it on this CPU)", folder,
                     ", ".join(sorted(missing)), folder)
 
 

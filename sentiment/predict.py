@@ -123,8 +123,8 @@ class Predictor:
         if precision not in PREDICTOR_PRECISIONS:
             raise SentimentError(f"--precision must be one of {', '.join(PREDICTOR_PRECISIONS)}, not {precision!r}")
         if precision == "int8" and not (path / ENGINE_INFO).is_file():
-            raise SentimentError(f"{path}: no int8 engine here; build one with python evaluate.py --artifacts "
-                                 f"{path} --int8, or use --precision auto")
+            raise SentimentError(f"{path}: no int8 engine here; build one with python evaluate.py int8 "
+                                 f"--artifacts {path}, or use --precision auto")
         files = {}
         if verify:
             files = verify_manifest(path)["files"]

@@ -188,7 +188,7 @@ def _fairness_tab(handlers: Handlers) -> None:
     report = handlers.services.report["fairness"]
     if report is None:
         gr.Markdown("The shipped artifacts hold no fairness report; add one with "
-                    "`python evaluate.py --artifacts DIR --fairness`.")
+                    "`python evaluate.py fairness --artifacts DIR`.")
         return
     suite = report["suite"]
     gr.Markdown(f"### Template suite of the shipped model\n{suite['templates']} sentence templates written for "

@@ -1,5 +1,5 @@
 """The behavioural suite: a deterministic generator, the scoring of each test type on hand-made probabilities,
-the report, evaluate.py --behaviour, and the app's section."""
+the report, evaluate.py behaviour, and the app's section."""
 
 from __future__ import annotations
 
@@ -106,7 +106,7 @@ def test_evaluate_py_adds_the_report_and_the_app_shows_it(tiny_artifacts, tmp_pa
     (artifacts / BEHAVIOUR).unlink()
     write_manifest(artifacts)
     assert "Behavioural tests" not in markdown(build_app(Services.load(artifacts, None, ig_steps=8)))
-    assert evaluate.main(["--artifacts", str(artifacts), "--behaviour", "--precision", "fp32", "--no-progress"]) == 0
+    assert evaluate.main(["behaviour", "--artifacts", str(artifacts), "--precision", "fp32"]) == 0
     assert "mean failure rate" in capsys.readouterr().out
     assert BEHAVIOUR in verify_manifest(artifacts)["files"]
     report = json.loads((artifacts / BEHAVIOUR).read_text())
@@ -116,9 +116,15 @@ def test_evaluate_py_adds_the_report_and_the_app_shows_it(tiny_artifacts, tmp_pa
     assert any(isinstance(b, gr.Plot) and b.label == "Failure rate by test" for b in blocks.blocks.values())
 
 
-def test_evaluate_py_takes_exactly_one_job(tiny_artifacts, capsys):
-    assert evaluate.main(["--artifacts", str(tiny_artifacts), "--behaviour", "--fairness"]) == 2
-    assert "give one of --name NAME" in capsys.readouterr().err
+def test_each_report_is_a_command_of_its_own(tiny_artifacts, capsys):
+    assert evaluate.main(["--artifacts", str(tiny_artifacts)]) == 2  # neither a set to evaluate nor a command
+    assert "give --data (the labelled data) and --name" in capsys.readouterr().err
+    assert evaluate.main(["--artifacts", str(tiny_artifacts), "--behaviour"]) == 2  # an earlier version's spelling
+    assert "--behaviour is a command of its own now, given first: python evaluate.py behaviour" in (
+        capsys.readouterr().err)
+    with pytest.raises(SystemExit):  # a command takes only its own flags
+        evaluate.main(["behaviour", "--artifacts", str(tiny_artifacts), "--name", "x"])
+    assert "unrecognized arguments: --name x" in capsys.readouterr().err
 
 
 def markdown(blocks: gr.Blocks) -> str:

@@ -26,10 +26,10 @@ CPU = ["--device", "cpu", "--num-threads", "1", "--no-progress"]
 
 @pytest.fixture(scope="module")
 def int8_artifacts(tiny_artifacts, tmp_path_factory):
-    """A copy of the tiny run's folder with its int8 engine built by evaluate.py --int8."""
+    """A copy of the tiny run's folder with its int8 engine built by evaluate.py int8."""
     folder = tmp_path_factory.mktemp("int8") / "artifacts"
     shutil.copytree(tiny_artifacts, folder)
-    assert evaluate.main(["--artifacts", str(folder), "--int8", *CPU]) == 0
+    assert evaluate.main(["int8", "--artifacts", str(folder), *CPU]) == 0
     return folder
 
 
@@ -327,7 +327,7 @@ def test_an_engine_failing_at_run_time_hands_over_to_torch(int8_artifacts, caplo
 
 
 def test_int8_without_an_engine_says_how_to_build_one(tiny_artifacts):
-    with pytest.raises(SentimentError, match="--int8"):
+    with pytest.raises(SentimentError, match="evaluate.py int8 --artifacts"):
         Predictor.from_artifacts(tiny_artifacts, device="cpu", precision="int8")
     with pytest.raises(SentimentError, match="must be one of"):
         Predictor.from_artifacts(tiny_artifacts, device="cpu", precision="int4")
@@ -350,7 +350,7 @@ def test_an_engine_checked_on_int8_dot_products_warns_on_a_cpu_without_them(monk
     with caplog.at_level("WARNING", logger="sentiment.engine"):
         engine_module._warn_unverified_kernels(tmp_path, checked)
     assert "verified on a CPU with amx_int8, which this one lacks" in caplog.text
-    assert "--int8 verifies it on this CPU" in caplog.text
+    assert "evaluate.py int8 --artifacts" in caplog.text
     caplog.clear()
     monkeypatch.setattr(engine_module.runtime, "cpu_flags", lambda: {"avx2", "amx_int8"})
     with caplog.at_level("WARNING", logger="sentiment.engine"):

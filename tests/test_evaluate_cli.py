@@ -1,8 +1,11 @@
-"""evaluate.py's guard on the name "test": the training run's own test evaluation is recomputed, never replaced."""
+"""evaluate.py's commands check their own flags; its guard on the name "test": the training run's own test evaluation
+is recomputed, never replaced."""
 
 from __future__ import annotations
 
 import shutil
+
+import pytest
 
 import evaluate
 from sentiment.artifacts import read_json, verify_manifest
@@ -50,3 +53,15 @@ def test_the_own_test_split_of_one_file_is_the_fifth_train_py_held_out(tiny_mode
     assert evaluate.main(["--artifacts", str(folder), "--data", str(reviews), "--name", "test", *CPU]) == 0
     assert read_json(test / "evaluation.json")["n"] == len(trained) == 13  # a fifth of the 64, not every row
     assert set(pd.read_parquet(test / "predictions.parquet")["key"]) == set(trained["key"])
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["fairness", "--fairness-max-reviews", "0"], "--fairness-max-reviews: must be at least 1, not 0"),
+    (["int8", "--precision", "int8"], "--precision: must be one of auto, bf16, fp16, fp32, not 'int8'"),
+    (["behaviour", "--num-threads", "0"], "--num-threads: must be at least 1, not 0"),
+    (["--data", "reviews.csv", "--name", "a/b"], "--name 'a/b': use letters, digits"),
+])
+def test_each_command_checks_its_own_flags(argv, message, tmp_path, capsys):
+    """Before anything is loaded: the folder need not exist."""
+    assert evaluate.main([*argv, "--artifacts", str(tmp_path / "nothing")]) == 2
+    assert message in capsys.readouterr().err

@@ -1,5 +1,5 @@
 """The fairness probe where users meet it: the app's fairness tab, fairness.json from train.py and
-evaluate.py --fairness, and training with counterfactual augmentation."""
+evaluate.py fairness, and training with counterfactual augmentation."""
 
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ def test_train_py_writes_the_fairness_report_into_the_artifacts(tiny_artifacts, 
     assert probed and set(probed) <= test_keys
 
 
-FAIRNESS_ONLY = ["--fairness", "--device", "cpu", "--precision", "fp32", "--num-threads", "1", "--no-progress"]
+FAIRNESS_ONLY = ["fairness", "--device", "cpu", "--precision", "fp32", "--num-threads", "1"]
 
 
 @pytest.fixture()
