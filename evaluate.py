@@ -17,19 +17,22 @@ The folder is replaced atomically: a failed run leaves it as it was.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import inspect
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sentiment.config import (
     BehaviourConfig,
-    EngineConfig,
     EvaluateConfig,
     FairnessConfig,
-    FolderJob,
+    Int8Config,
     add_arguments,
+    flag_name,
     from_namespace,
 )
 from sentiment.errors import SentimentError
@@ -62,10 +65,7 @@ def own_test(config: EvaluateConfig) -> Labelled | None:
     return Labelled(splits.test, f"{splits.source} [test]", sha256_file(file) if file.is_file() else None)
 
 
-COMMANDS = {"fairness": FairnessConfig, "behaviour": BehaviourConfig, "int8": EngineConfig}
-
-
-def evaluate(config: EvaluateConfig) -> dict:
+def evaluate_set(config: EvaluateConfig) -> str:
     """Score the folder's model on the labelled set and store the evaluation under its name."""
     from sentiment import assess
     from sentiment.data import load_labelled
@@ -74,57 +74,78 @@ def evaluate(config: EvaluateConfig) -> dict:
     if data is None:
         data = load_labelled(config.data, config.split, config.text_column, config.label_column, config.label_map,
                              config.max_samples, config.seed)
-    return assess.store_evaluation(config.artifacts, config.name, data, config.data, config.split,
-                                   device=config.device, precision=config.precision,
-                                   tokens_per_batch=config.tokens_per_batch, progress=config.progress,
-                                   text_column=config.text_column, explain_mistakes=config.explain_mistakes)
-
-
-def run(config: FolderJob) -> str:
-    """Run the command `config` is the settings of; its one-line summary."""
-    from sentiment import assess, runtime  # heavy imports only once the flags are valid
-    from sentiment.artifacts import verify_manifest
-
-    runtime.set_threads(config.num_threads)
-    verify_manifest(config.artifacts)  # before reading any data: a broken folder is the first thing to know
-    hardware = {"device": config.device, "precision": config.precision}
-    if isinstance(config, EngineConfig):
-        r = assess.store_engine(config.artifacts, progress=config.progress, **hardware)
-        return (f"int8 engine {'kept' if r['kept'] else 'not kept'} in {config.artifacts}: accuracy {r['accuracy']:.4f}"
-                f" on {r['n']:,} test reviews, torch {r['torch_accuracy']:.4f}; same label on "
-                f"{100 * r['agreement']['labels_agree']:.1f} %, mean |difference| of P(positive) "
-                f"{r['agreement']['mean_abs_difference']:.4f}")
-    if isinstance(config, BehaviourConfig):
-        r = assess.store_behaviour(config.artifacts, config.seed, **hardware)
-        worst = max(r["tests"], key=lambda t: t["failure_rate"])
-        return (f"behavioural report written to {config.artifacts}: mean failure rate {r['mean_failure_rate']:.3f} "
-                f"over {len(r['tests'])} tests; worst: {worst['name']} ({worst['failure_rate']:.3f})")
-    if isinstance(config, FairnessConfig):
-        r = assess.store_fairness(config.artifacts, config.data, config.fairness_max_reviews, config.seed, **hardware)
-        flagged = [name for name, c in r["suite"]["categories"].items() if c["largest_gap"]["flagged"]]
-        return f"fairness report written to {config.artifacts}; flagged categories: {', '.join(flagged) or 'none'}"
-    r = evaluate(config)
+    r = assess.store_evaluation(config.artifacts, config.name, data, config.data, config.split,
+                                device=config.device, precision=config.precision,
+                                tokens_per_batch=config.tokens_per_batch, progress=config.progress,
+                                text_column=config.text_column, explain_mistakes=config.explain_mistakes)
     low, high = r["accuracy_ci"]
     return (f"{config.name}: n {r['n']:,}, accuracy {r['accuracy']:.4f} [{low:.4f}, {high:.4f}], ROC-AUC "
             f"{r['roc_auc']:.4f}, macro F1 {r['macro']['f1']:.4f}, ECE {r['ece']:.4f}; stored in "
             f"{config.artifacts}/evaluations/{config.name}")
 
 
+def fairness(config: FairnessConfig) -> str:
+    from sentiment import assess
+
+    r = assess.store_fairness(config.artifacts, config.data, config.fairness_max_reviews, config.seed,
+                              device=config.device, precision=config.precision, progress=config.progress)
+    flagged = [name for name, c in r["suite"]["categories"].items() if c["largest_gap"]["flagged"]]
+    return f"fairness report written to {config.artifacts}; flagged categories: {', '.join(flagged) or 'none'}"
+
+
+def behaviour(config: BehaviourConfig) -> str:
+    from sentiment import assess
+
+    r = assess.store_behaviour(config.artifacts, config.seed, device=config.device, precision=config.precision,
+                               progress=config.progress)
+    worst = max(r["tests"], key=lambda t: t["failure_rate"])
+    return (f"behavioural report written to {config.artifacts}: mean failure rate {r['mean_failure_rate']:.3f} "
+            f"over {len(r['tests'])} tests; worst: {worst['name']} ({worst['failure_rate']:.3f})")
+
+
+def int8(config: Int8Config) -> str:
+    from sentiment import assess
+
+    r = assess.store_engine(config.artifacts, device=config.device, precision=config.precision,
+                            progress=config.progress)
+    return (f"int8 engine {'kept' if r['kept'] else 'not kept'} in {config.artifacts}: accuracy {r['accuracy']:.4f} "
+            f"on {r['n']:,} test reviews, torch {r['torch_accuracy']:.4f}; same label on "
+            f"{100 * r['agreement']['labels_agree']:.1f} %, mean |difference| of P(positive) "
+            f"{r['agreement']['mean_abs_difference']:.4f}")
+
+
+# command -> its settings and what runs it (returning a one-line summary); no command: an evaluation set
+COMMANDS: dict[str | None, tuple[type, Callable]] = {
+    None: (EvaluateConfig, evaluate_set), "fairness": (FairnessConfig, fairness),
+    "behaviour": (BehaviourConfig, behaviour), "int8": (Int8Config, int8)}
+
+
+def misplaced_command(argv: list[str]) -> str | None:
+    """Why these arguments (of no command) are refused before argparse sees them, or None: a command word
+    after the flags, or an earlier version's flag for what is now a command."""
+    takes_value = {flag_name(f.name) for f in dataclasses.fields(EvaluateConfig) if f.type not in ("bool", bool)}
+    for i, word in enumerate(argv):
+        if word in COMMANDS and (i == 0 or argv[i - 1] not in takes_value):
+            return f"give the command first: python evaluate.py {word} --artifacts DIR ..."
+        if word.startswith("--") and word[2:] in COMMANDS:
+            return f"{word} is a command of its own now, given first: python evaluate.py {word[2:]} --artifacts DIR"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv.pop(0) if argv and argv[0] in COMMANDS else None
-    cls = COMMANDS.get(command, EvaluateConfig)
-    parser = argparse.ArgumentParser(prog=f"evaluate.py {command}" if command else "evaluate.py",
-                                     description=cls.__doc__ if command else __doc__,
+    cls, job = COMMANDS[command]
+    parser = argparse.ArgumentParser(prog=f"evaluate.py {command}" if command else "evaluate.py", allow_abbrev=False,
+                                     description=inspect.cleandoc(cls.__doc__) if command else __doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(parser, cls)
-    moved = [flag for flag in argv if flag in {f"--{name}" for name in COMMANDS}] if command is None else []
-    if moved:  # the spelling of earlier versions
-        print(f"error: {moved[0]} is a command of its own now, given first: python evaluate.py {moved[0][2:]} "
-              f"--artifacts DIR", file=sys.stderr)
+    problem = misplaced_command(argv) if command is None else None
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
         return 2
     args = parser.parse_args(argv)
-    if not getattr(args, "progress", True):
+    if not args.progress:
         import transformers
 
         transformers.utils.logging.disable_progress_bar()
@@ -133,7 +154,12 @@ def main(argv: list[str] | None = None) -> int:
 
     runtime.set_probe_cache(runtime.probe_cache_from(os.environ))
     try:
-        summary = run(from_namespace(args, cls))
+        config = from_namespace(args, cls)
+        from sentiment.artifacts import verify_manifest  # heavy imports only once the flags are valid
+
+        runtime.set_threads(config.num_threads)
+        verify_manifest(config.artifacts)  # before reading any data: a broken folder is the first thing to know
+        summary = job(config)
     except SentimentError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -127,17 +127,18 @@ def store_evaluation(artifacts: str | Path, name: str, data: Labelled, data_argu
     return result
 
 
-def fairness_into(folder: Path, predictor: Predictor, texts: list[str], max_reviews: int, seed: int) -> dict:
+def fairness_into(folder: Path, predictor: Predictor, texts: list[str], max_reviews: int, seed: int,
+                  progress: bool = False) -> dict:
     """The identity-term fairness report (template suite and a probe of `texts`) written to folder/fairness.json."""
     log.info("fairness probe: template suite and up to %d reviews per category", max_reviews)
-    report = fairness_report(lambda batch: predictor.predict_proba(batch)[:, 1], texts,
+    report = fairness_report(lambda batch: predictor.predict_proba(batch, progress=progress)[:, 1], texts,
                              [review_key(t) for t in texts], max_reviews, seed=seed)
     write_json(folder / FAIRNESS, report)
     return report
 
 
 def store_fairness(artifacts: str | Path, data: str | None = None, max_reviews: int = 300, seed: int = 42,
-                   device: str = "auto", precision: str = "auto") -> dict:
+                   device: str = "auto", precision: str = "auto", progress: bool = False) -> dict:
     """evaluate.py fairness: the report on the test reviews the folder's own training run used (its stored
     config says which, and how it split them), or on the test split of `data` where given."""
     folder = Path(artifacts)
@@ -149,22 +150,24 @@ def store_fairness(artifacts: str | Path, data: str | None = None, max_reviews: 
     texts = config_splits(stored).test["text"].tolist()
     predictor = Predictor.from_artifacts(folder, device=device, precision=precision)
     result: dict = {}
-    update_atomically(folder, lambda copy: result.update(fairness_into(copy, predictor, texts, max_reviews, seed)))
+    update_atomically(folder, lambda copy: result.update(fairness_into(copy, predictor, texts, max_reviews, seed,
+                                                                                 progress)))
     return result
 
 
-def behaviour_into(folder: Path, predictor: Predictor, seed: int = 0) -> dict:
+def behaviour_into(folder: Path, predictor: Predictor, seed: int = 0, progress: bool = False) -> dict:
     """The behavioural suite's report written to folder/behaviour.json."""
-    report = behaviour_report(lambda texts: predictor.predict_proba(texts)[:, 1], seed=seed)
+    report = behaviour_report(lambda texts: predictor.predict_proba(texts, progress=progress)[:, 1], seed=seed)
     write_json(folder / BEHAVIOUR, report)
     return report
 
 
-def store_behaviour(artifacts: str | Path, seed: int = 0, device: str = "auto", precision: str = "auto") -> dict:
+def store_behaviour(artifacts: str | Path, seed: int = 0, device: str = "auto", precision: str = "auto",
+                    progress: bool = False) -> dict:
     """evaluate.py behaviour: the behavioural report of a complete folder, added atomically."""
     predictor = Predictor.from_artifacts(artifacts, device=device, precision=precision)
     result: dict = {}
-    update_atomically(artifacts, lambda copy: result.update(behaviour_into(copy, predictor, seed)))
+    update_atomically(artifacts, lambda copy: result.update(behaviour_into(copy, predictor, seed, progress)))
     return result
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from sentiment.errors import SentimentError
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
+SEED = 42  # of every command's splits, sampling and generators
 TRUNCATIONS = ("head", "tail", "head+tail")
 DROPOUT_MASKS = ("bits", "bernoulli")
 VALIDATION_GROUPINGS = ("movie", "random")
@@ -169,7 +170,7 @@ class TrainConfig:
                               choices=DROPOUT_MASKS)
     max_steps: int | None = _run(None, "stop after this many optimizer steps in all (for smoke tests)",
                                  valid=AT_LEAST_ONE)
-    seed: int = _run(42, "seed for the split, the batch order and the classifier's initialisation")
+    seed: int = _run(SEED, "seed for the split, the batch order and the classifier's initialisation")
     device: str = _opt("auto", "auto, cpu or cuda")
     precision: str = _opt("auto", "auto, bf16, fp16 or fp32 (auto: bf16 on CPUs with native bf16 and on bf16 GPUs, "
                                   "fp16 on older GPUs, else fp32)", choices=PRECISIONS)
@@ -235,8 +236,9 @@ def resume_keys(cls: type = TrainConfig) -> tuple[str, ...]:
 
 
 @dataclass
-class FolderJob:
-    """What every evaluate.py command shares: the trained model folder it adds to, and the hardware it runs on."""
+class FolderConfig:
+    """What every evaluate.py command shares: the trained model folder it adds to, the hardware it runs on, and
+    whether it shows progress."""
 
     artifacts: str = _opt("artifacts", "the trained model folder (written by train.py)")
     device: str = _opt("auto", "auto, cpu or cuda")
@@ -244,13 +246,14 @@ class FolderJob:
                                   "where it is measured faster, else bf16 or fp32 for the CPU)",
                             choices=PREDICTOR_PRECISIONS)
     num_threads: int | None = _opt(None, "CPU threads (default: all visible cores)", valid=AT_LEAST_ONE)
+    progress: bool = _opt(True, "show progress bars")
 
     def __post_init__(self) -> None:
         check_fields(self)
 
 
 @dataclass
-class EvaluateConfig(FolderJob):
+class EvaluateConfig(FolderConfig):
     """An evaluation set: the folder's model scored on labelled data, stored in ARTIFACTS/evaluations/NAME/."""
 
     data: str | None = _opt(None, DATA_HELP)
@@ -268,8 +271,7 @@ class EvaluateConfig(FolderJob):
     explain_mistakes: int = _opt(200, EXPLAIN_MISTAKES_HELP, valid=NON_NEGATIVE)
     tokens_per_batch: int = _opt(TORCH_TOKENS_PER_BATCH, "token budget of one inference batch (padded tokens; fastest "
                                                            "measured on CPUs)", valid=AT_LEAST_ONE)
-    seed: int = _opt(42, "seed of --max-samples")
-    progress: bool = _opt(True, "show progress bars")
+    seed: int = _opt(SEED, "seed of --max-samples")
 
     def __post_init__(self) -> None:
         if self.name is None or self.data is None:
@@ -282,30 +284,29 @@ class EvaluateConfig(FolderJob):
 
 
 @dataclass
-class FairnessConfig(FolderJob):
+class FairnessConfig(FolderConfig):
     """The identity-term fairness report (fairness.json), on the test reviews of the folder's own training run."""
 
     data: str | None = _opt(None, DATA_HELP + "; its test split replaces the reviews the folder was tested on")
     fairness_max_reviews: int = _opt(300, "test reviews probed per identity category", valid=AT_LEAST_ONE)
-    seed: int = _opt(42, "seed of the probe's sampling of reviews")
+    seed: int = _opt(SEED, "seed of the probe's sampling of reviews")
 
 
 @dataclass
-class BehaviourConfig(FolderJob):
+class BehaviourConfig(FolderConfig):
     """The behavioural test suite (behaviour.json): negation, contrast, temporal, semantic roles, robustness, named
     entities and identity terms, CheckList-style."""
 
-    seed: int = _opt(42, "seed of the suite's generator (the same seed gives the same cases)")
+    seed: int = _opt(SEED, "seed of the suite's generator (the same seed gives the same cases)")
 
 
 @dataclass
-class EngineConfig(FolderJob):
+class Int8Config(FolderConfig):
     """The int8 ONNX Runtime engine (model.int8.onnx), kept only if its accuracy on the test split of the folder's
     training run is within 0.2 points of the torch model's."""
 
     precision: str = _opt("auto", "precision of the torch model it is checked against, where the folder stores no "
                                   "torch evaluation of that split (auto: fp32)", choices=PRECISIONS)
-    progress: bool = _opt(True, "show progress bars")
 
 
 def add_arguments(parser: argparse.ArgumentParser, cls: type = TrainConfig) -> None:

@@ -116,16 +116,5 @@ def test_evaluate_py_adds_the_report_and_the_app_shows_it(tiny_artifacts, tmp_pa
     assert any(isinstance(b, gr.Plot) and b.label == "Failure rate by test" for b in blocks.blocks.values())
 
 
-def test_each_report_is_a_command_of_its_own(tiny_artifacts, capsys):
-    assert evaluate.main(["--artifacts", str(tiny_artifacts)]) == 2  # neither a set to evaluate nor a command
-    assert "give --data (the labelled data) and --name" in capsys.readouterr().err
-    assert evaluate.main(["--artifacts", str(tiny_artifacts), "--behaviour"]) == 2  # an earlier version's spelling
-    assert "--behaviour is a command of its own now, given first: python evaluate.py behaviour" in (
-        capsys.readouterr().err)
-    with pytest.raises(SystemExit):  # a command takes only its own flags
-        evaluate.main(["behaviour", "--artifacts", str(tiny_artifacts), "--name", "x"])
-    assert "unrecognized arguments: --name x" in capsys.readouterr().err
-
-
 def markdown(blocks: gr.Blocks) -> str:
     return "\n".join(b.value or "" for b in blocks.blocks.values() if isinstance(b, gr.Markdown))

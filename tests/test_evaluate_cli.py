@@ -65,3 +65,43 @@ def test_each_command_checks_its_own_flags(argv, message, tmp_path, capsys):
     """Before anything is loaded: the folder need not exist."""
     assert evaluate.main([*argv, "--artifacts", str(tmp_path / "nothing")]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_an_evaluation_set_needs_data_and_a_name(tmp_path, capsys):
+    assert evaluate.main(["--artifacts", str(tmp_path)]) == 2  # neither a set to evaluate nor a command
+    assert "give --data (the labelled data) and --name" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--behaviour"], "--behaviour is a command of its own now, given first: python evaluate.py behaviour"),
+    (["--int8", "--no-progress"], "--int8 is a command of its own now, given first: python evaluate.py int8"),
+    (["--device", "cpu", "--fairness"], "--fairness is a command of its own now, given first: python evaluate.py "
+                                        "fairness"),
+    (["--no-progress", "fairness"], "give the command first: python evaluate.py fairness"),
+])
+def test_a_command_out_of_place_says_where_it_goes(argv, message, tmp_path, capsys):
+    assert evaluate.main(["--artifacts", str(tmp_path), *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_set_may_be_named_like_a_command(tiny_artifacts, review_tables, tmp_path):
+    folder = tmp_path / "artifacts"
+    shutil.copytree(tiny_artifacts, folder)
+    review_tables[0].groupby("label").head(4).to_csv(tmp_path / "few.csv", index=False)
+    assert evaluate.main(["--artifacts", str(folder), "--data", str(tmp_path / "few.csv"), "--name", "int8",
+                          "--explain-mistakes", "0", *CPU]) == 0
+    assert "evaluations/int8/metrics.json" in verify_manifest(folder)["files"]
+
+
+@pytest.mark.parametrize(("command", "own", "not_its_own"), [
+    ("fairness", "--fairness-max-reviews", "--name"), ("behaviour", "--seed", "--data"),
+    ("int8", "--precision", "--seed"), (None, "--name", "--fairness-max-reviews")])
+def test_each_command_has_its_own_flags_and_help(command, own, not_its_own, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        evaluate.main([*([command] if command else []), "--help"])
+    assert exit_.value.code == 0
+    help_text = capsys.readouterr().out
+    assert own in help_text and not_its_own not in help_text and "--no-progress" in help_text
+    if command:  # every command takes --no-progress, and fails on the missing folder, not on the flag
+        assert evaluate.main([command, "--artifacts", str(tmp_path / "nothing"), "--no-progress"]) == 2
+        assert "no manifest.json" in capsys.readouterr().err

@@ -75,7 +75,7 @@ def test_train_py_writes_the_fairness_report_into_the_artifacts(tiny_artifacts, 
     assert probed and set(probed) <= test_keys
 
 
-FAIRNESS_ONLY = ["fairness", "--device", "cpu", "--precision", "fp32", "--num-threads", "1"]
+FAIRNESS_ONLY = ["fairness", "--device", "cpu", "--precision", "fp32", "--num-threads", "1", "--no-progress"]
 
 
 @pytest.fixture()
