@@ -189,6 +189,9 @@ class TrainConfig:
                                                "negated negatives ('never lousy'): they mean 'not negative', "
                                                "weaker than praise; 1 is the hard label, at least 0.5",
                                           valid=Range(0.5, 1.0))
+    negated_verdicts: bool = _run(False, "with --targeted-augmentation, pair each templated negated negative ('was "
+                                         "never lousy') with the same negation of a verdict ('was never worth the "
+                                         "ticket'), which stays negative: a negation alone must not read as positive")
     identity_consistency: float = _run(0.0, "weight of a counterfactual logit-pairing loss: each step also asks "
                                             "sentences of training reviews that mention identity terms and their "
                                             "swapped copies for the same logit margin (squared gap); 0: none",
@@ -225,6 +228,8 @@ class TrainConfig:
             raise SentimentError("--average-with: only --stage average takes it")
         if self.crop_targets != "label" and not self.sentence_crops:
             raise SentimentError("--crop-targets: only applies with --sentence-crops")
+        if self.negated_verdicts and not self.targeted_augmentation:
+            raise SentimentError("--negated-verdicts: only applies with --targeted-augmentation")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

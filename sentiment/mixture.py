@@ -31,7 +31,7 @@ def augment(train: pd.DataFrame, config: TrainConfig) -> pd.DataFrame:
                  len(train))
     if config.targeted_augmentation:
         extra += targeted_sentences(texts, labels, config.targeted_augmentation, config.seed,
-                                    config.negated_negative_target)
+                                    config.negated_negative_target, config.negated_verdicts)
     if config.sentence_crops or config.negation_crops:
         teacher = teacher_folder(config.crop_teacher, config.model)
     if config.sentence_crops:

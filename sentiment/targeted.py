@@ -134,6 +134,11 @@ TEMPLATES: tuple[tuple[str, str, str | None], ...] = (
     ("Is the {n} {q}? No, not in the slightest.", "not neg", "Is the {n} {q}? Sadly, yes."),
     ("Did the {n} feel {q}? Never.", "not neg", "Did the {n} feel {q}? Always."),
 ) + KEPT_NEGATIONS
+# What a "not neg" template's negation also surrounds with `negated_verdicts`: a verdict in words outside the pools,
+# whose negation is a negative review ("was never worth the ticket"). The negated negative and its verdict twin share
+# the negation and differ in what it negates, so "a negation is positive" is no shortcut the pair teaches.
+VERDICTS = ("worth the ticket", "worth the wait", "worth my evening", "time well spent", "money well spent",
+            "a reason to stay awake", "what the posters promised", "anything I would pay for again")
 IDENTITY_TEMPLATES = ("As {X}, I found the {n} {a}.", "The {n}, which follows {X} in a small town, is {a}.",
                       "I watched it with {X}, and the {n} was {a}.")
 
@@ -149,10 +154,13 @@ def _fill(template: str, values: dict[str, str]) -> str:
     return text[0].upper() + text[1:]
 
 
-def templated(rng: random.Random, count: int, negated_negative_target: float = 1.0) -> list[Sentence]:
+def templated(rng: random.Random, count: int, negated_negative_target: float = 1.0,
+              negated_verdicts: bool = False) -> list[Sentence]:
     """`count` sentences: about five in six from the capability templates (each with its minimal pair where it
     has one, filled with the same words), the rest mentioning identity terms (a filled template once for every
-    group of a category, all with the same label). Negated negatives train toward `negated_negative_target`."""
+    group of a category, all with the same label). Negated negatives train toward `negated_negative_target`; with
+    `negated_verdicts`, each also comes with its verdict twin (`VERDICTS`), negative. Without it, the sentences of a
+    seed are those of earlier versions."""
     out: list[Sentence] = []
     target = {"pos": 1.0, "neg": 0.0, "not neg": negated_negative_target}
 
@@ -163,6 +171,8 @@ def templated(rng: random.Random, count: int, negated_negative_target: float = 1
             out.append((_fill(template, values), int(label != "neg"), target[label]))
             if twin is not None:
                 out.append((_fill(twin, values), int(label == "neg"), float(label == "neg")))
+            if label == "not neg" and negated_verdicts:  # drawn only here: the stream without it stays as it was
+                out.append((_fill(template.replace("{q}", "{v}"), {**values, "v": rng.choice(VERDICTS)}), 0, 0.0))
 
     capability_sentences(count - count // 6)
     while True:  # whole groups only: a group cut short would leave some of its category's terms out
@@ -176,19 +186,21 @@ def templated(rng: random.Random, count: int, negated_negative_target: float = 1
     return out[:count]
 
 
-def _negate(match: re.Match, rng: random.Random) -> str:
+def _negate(match: re.Match, rng: random.Random, verdict: str | None = None) -> str:
+    """The copula of `match` negated, before its own words or before `verdict` in their place."""
     verb, adverb, word = match.groups()
     negated = _CONTRACTED[verb.lower()] if rng.random() < 0.5 else f"{verb} not"
-    return f"{negated[0].upper() + negated[1:] if verb[0].isupper() else negated} {adverb}{word}"
+    return f"{negated[0].upper() + negated[1:] if verb[0].isupper() else negated} {verdict or adverb + word}"
 
 
 def mine(texts: Sequence[str], labels: Sequence[int], rng: random.Random, count: int,
-         negated_negative_target: float = 1.0) -> list[Sentence]:
+         negated_negative_target: float = 1.0, negated_verdicts: bool = False) -> list[Sentence]:
     """At most `count` sentences from training reviews, each as it is and negated (a minimal pair), every other pair
     also inside a negating frame: one clause, one sentiment word of the pools after a copula, agreeing with its
     review's label, no negation or contrast. As many positive as negative sentences are taken (alternately):
     reviews hold more positive sentences of this kind, and a majority would teach that a short text is positive.
-    A negative sentence negated or framed is a negated negative: it trains toward `negated_negative_target`."""
+    A negative sentence negated or framed is a negated negative: it trains toward `negated_negative_target`; with
+    `negated_verdicts`, the negated one also comes with its verdict twin ("was not worth the wait"), negative."""
     found = []
     for text, label in zip(texts, labels, strict=True):
         for sentence in SENTENCE_BREAK.split(text):
@@ -210,6 +222,9 @@ def mine(texts: Sequence[str], labels: Sequence[int], rng: random.Random, count:
         negated = (1 - label, 0.0 if label else negated_negative_target)
         out += [(sentence, label, float(label)),
                 (sentence[:match.start()] + _negate(match, rng) + sentence[match.end():], *negated)]
+        if negated_verdicts and not label:  # drawn only here: the stream without it stays as it was
+            verdict = _negate(match, rng, rng.choice(VERDICTS))
+            out.append((sentence[:match.start()] + verdict + sentence[match.end():], 0, 0.0))
         if i // 2 % 2:  # both sentences of every other pair: the frames keep the labels' balance too
             clause = sentence if sentence.startswith("I ") else sentence[0].lower() + sentence[1:]
             out.append((rng.choice(FRAMES).format(clause[:-1] + "."), *negated))
@@ -217,19 +232,19 @@ def mine(texts: Sequence[str], labels: Sequence[int], rng: random.Random, count:
 
 
 def targeted_sentences(texts: Sequence[str], labels: Sequence[int], count: int, seed: int = 0,
-                       negated_negative_target: float = 1.0) -> list[Sentence]:
+                       negated_negative_target: float = 1.0, negated_verdicts: bool = False) -> list[Sentence]:
     """About `count` sentences for training, half mined from (`texts`, `labels`) and half templated, each with its
     label and the P(positive) training asks of it (the label, but `negated_negative_target` for negated
-    negatives); the same for a seed, whatever the target. Give only training reviews: nothing of validation or
-    test may reach training."""
+    negatives; `negated_verdicts`: see `templated`); the same for a seed, whatever the target. Give only training
+    reviews: nothing of validation or test may reach training."""
     if count < 1:
         raise SentimentError(f"targeted augmentation needs a positive number of sentences, not {count}")
     if not 0.5 <= negated_negative_target <= 1.0:
         raise SentimentError(f"the target of negated negatives is a P(positive) in [0.5, 1] (they are not negative), "
                              f"not {negated_negative_target}")
     rng = random.Random(seed)
-    mined = mine(texts, labels, rng, count // 2, negated_negative_target)
-    out = mined + templated(rng, count - len(mined), negated_negative_target)
+    mined = mine(texts, labels, rng, count // 2, negated_negative_target, negated_verdicts)
+    out = mined + templated(rng, count - len(mined), negated_negative_target, negated_verdicts)
     log.info("targeted augmentation: %d sentences (%d from training reviews, %d from templates)", len(out),
              len(mined), len(out) - len(mined))
     return out

@@ -1,5 +1,7 @@
 """Targeted augmentation: kept apart from the behavioural suite, labelled as meant, seeded, wired into training."""
 
+import hashlib
+import json
 import random
 import re
 
@@ -26,8 +28,9 @@ def test_word_pools_and_sentences_are_apart_from_the_suite():
     assert not set(targeted.NOUNS) & set(behaviour.NOUNS)
     suite = {case for test in behaviour.build_suite(seed=0, n=50) for item in test.cases
              for case in ((item,) if isinstance(item, str) else item)}
-    training = {text for text, _, _ in targeted.templated(random.Random(0), 3000)}
+    training = {text for text, _, _ in targeted.templated(random.Random(0), 3000, negated_verdicts=True)}
     assert not suite & training
+    assert not any(verdict in case for verdict in targeted.VERDICTS for case in suite)
 
 
 def test_mined_sentences_agree_with_their_review_and_flip_when_negated():
@@ -104,6 +107,38 @@ def test_the_same_seed_gives_the_same_sentences():
     assert first == targeted.targeted_sentences(REVIEWS, LABELS, 200, seed=5)
     assert first != targeted.targeted_sentences(REVIEWS, LABELS, 200, seed=6)
     assert len(first) == 200
+
+
+def test_without_negated_verdicts_a_seed_gives_the_sentences_of_earlier_versions():
+    """A run started before `negated_verdicts` existed resumes on the same sentences (the digest of the version
+    that trained candidates 2a to 2p)."""
+    out = targeted.targeted_sentences(REVIEWS * 20, LABELS * 20, 3000, seed=42, negated_negative_target=0.7)
+    digest = hashlib.sha256(json.dumps(out).encode()).hexdigest()
+    assert digest == "cd23f16c8e83df5834c77c49d3976ac89284ba04fc4e652aa6f9060ad6ea1a8b"
+
+
+def _plain(text: str) -> str:
+    return text.replace("n't", " not")
+
+
+def test_each_negated_negative_comes_with_the_same_negation_of_a_verdict_which_stays_negative():
+    reviews = ["The plot was stupid.", "The cast was good.", "The music was lame.", "The ending was fine."]
+    for out in (targeted.templated(random.Random(4), 600, 0.7, negated_verdicts=True),
+                targeted.mine(reviews, [0, 1, 0, 1], random.Random(4), 100, 0.7, negated_verdicts=True)):
+        verdicts = [j for j, (text, _, _) in enumerate(out) if any(v in text for v in targeted.VERDICTS)]
+        negated_negatives = [text for text, _, target in out if target == 0.7 and not text.startswith(
+            tuple(frame.split("{")[0] for frame in targeted.FRAMES))]  # a mined sentence in a frame has no twin
+        assert verdicts and abs(len(verdicts) - len(negated_negatives)) <= 1  # the last may be cut off
+        negative_word = "(?:" + "|".join(targeted.NEGATIVE) + ")"
+        for j in verdicts:
+            text, label, target = out[j]
+            assert (label, target) == (0, 0.0), text
+            verdict = next(v for v in targeted.VERDICTS if v in text)
+            pattern = re.escape(_plain(text)).replace(re.escape(verdict), negative_word)
+            # its negated negative: just before it, or before the affirmative twin of a template
+            assert any(out[k][2] == 0.7 and re.fullmatch(pattern, _plain(out[k][0])) for k in (j - 1, j - 2)), text
+    with pytest.raises(SentimentError, match="--negated-verdicts: only applies with --targeted-augmentation"):
+        TrainConfig(negated_verdicts=True)
 
 
 def test_no_sentences_is_an_error():
