@@ -150,8 +150,8 @@ def store_fairness(artifacts: str | Path, data: str | None = None, max_reviews: 
     texts = config_splits(stored).test["text"].tolist()
     predictor = Predictor.from_artifacts(folder, device=device, precision=precision)
     result: dict = {}
-    update_atomically(folder, lambda copy: result.update(fairness_into(copy, predictor, texts, max_reviews, seed,
-                                                                                 progress)))
+    update_atomically(folder, lambda copy: result.update(
+        fairness_into(copy, predictor, texts, max_reviews, seed, progress)))
     return result
 
 

@@ -134,9 +134,10 @@ TEMPLATES: tuple[tuple[str, str, str | None], ...] = (
     ("Is the {n} {q}? No, not in the slightest.", "not neg", "Is the {n} {q}? Sadly, yes."),
     ("Did the {n} feel {q}? Never.", "not neg", "Did the {n} feel {q}? Always."),
 ) + KEPT_NEGATIONS
-# What a "not neg" template's negation also surrounds with `negated_verdicts`: a verdict in words outside the pools,
-# whose negation is a negative review ("was never worth the ticket"). The negated negative and its verdict twin share
-# the negation and differ in what it negates, so "a negation is positive" is no shortcut the pair teaches.
+# What the negation of a negated negative (templated or mined) also surrounds with `negated_verdicts`: a verdict in
+# words outside the pools, whose negation is a negative review ("was never worth the ticket"). The negated negative
+# and its verdict twin share the negation and differ in what it negates, so "a negation is positive" is no shortcut
+# the pair teaches.
 VERDICTS = ("worth the ticket", "worth the wait", "worth my evening", "time well spent", "money well spent",
             "a reason to stay awake", "what the posters promised", "anything I would pay for again")
 IDENTITY_TEMPLATES = ("As {X}, I found the {n} {a}.", "The {n}, which follows {X} in a small town, is {a}.",
