@@ -189,10 +189,10 @@ class TrainConfig:
                                                "negated negatives ('never lousy'): they mean 'not negative', "
                                                "weaker than praise; 1 is the hard label, at least 0.5",
                                           valid=Range(0.5, 1.0))
-    negated_verdicts: bool = _run(False, "with --targeted-augmentation, pair each negated negative, templated or "
-                                         "mined ('was never lousy'), with the same negation of a verdict ('was never "
-                                         "worth the ticket'), which stays negative: a negation alone must not read "
-                                         "as positive")
+    negated_verdicts: bool = _run(False, "with --targeted-augmentation, pair each negated negative ('was never "
+                                         "lousy') with the same negation of a verdict ('was never worth the "
+                                         "ticket'), negative, and that verdict affirmed, positive; mined negations "
+                                         "only where the sentiment word ends the sentence")
     identity_consistency: float = _run(0.0, "weight of a counterfactual logit-pairing loss: each step also asks "
                                             "sentences of training reviews that mention identity terms and their "
                                             "swapped copies for the same logit margin (squared gap); 0: none",

@@ -134,12 +134,29 @@ TEMPLATES: tuple[tuple[str, str, str | None], ...] = (
     ("Is the {n} {q}? No, not in the slightest.", "not neg", "Is the {n} {q}? Sadly, yes."),
     ("Did the {n} feel {q}? Never.", "not neg", "Did the {n} feel {q}? Always."),
 ) + KEPT_NEGATIONS
-# What the negation of a negated negative (templated or mined) also surrounds with `negated_verdicts`: a verdict in
-# words outside the pools, whose negation is a negative review ("was never worth the ticket"). The negated negative
-# and its verdict twin share the negation and differ in what it negates, so "a negation is positive" is no shortcut
-# the pair teaches.
-VERDICTS = ("worth the ticket", "worth the wait", "worth my evening", "time well spent", "money well spent",
-            "a reason to stay awake", "what the posters promised", "anything I would pay for again")
+# With `negated_verdicts`, each negated negative comes with the same negation of a verdict in words outside the
+# pools, which stays negative ("was never worth the wait"), and that verdict affirmed, positive ("was always worth
+# the wait"): the four sentences differ in what the negation negates and whether there is one, so neither "a
+# negation is positive" nor "a verdict phrase is negative" is a shortcut they teach, and half of them are positive.
+VERDICTS = ("worth the ticket", "worth the wait", "worth my Saturday night", "time well spent", "money well spent",
+            "a reason to stay awake", "what the posters promised", "worth the price of admission")
+# Each "not neg" template's (negated verdict, affirmed verdict), in its own words; {v}: a verdict.
+VERDICT_PAIRS = {
+    "The {n} was never {q}.": ("The {n} was never {v}.", "The {n} was always {v}."),
+    "Nothing about the {n} was {q}.": ("Nothing about the {n} was {v}.", "Everything about the {n} was {v}."),
+    "I would never call the {n} {q}.": ("I would never call the {n} {v}.", "I would honestly call the {n} {v}."),
+    "The {n} was by no means {q}.": ("The {n} was by no means {v}.", "The {n} was in every way {v}."),
+    "Nobody could say that the {n}, despite the marketing, is {q}.": (
+        "Nobody could say that the {n}, despite the marketing, is {v}.",
+        "Anybody could see that the {n}, despite the marketing, is {v}."),
+    "I wouldn't say that, whatever you may have read, the {n} is {q}.": (
+        "I wouldn't say that, whatever you may have read, the {n} is {v}.",
+        "I would say that, whatever you may have read, the {n} is {v}."),
+    "Is the {n} {q}? No, not in the slightest.": ("Is the {n} {v}? No, not in the slightest.",
+                                                  "Is the {n} {v}? Yes, every bit of it."),
+    "Did the {n} feel {q}? Never.": ("Was the {n} {v}? Never.", "Was the {n} {v}? Every time."),
+}
+_ENDS_AT_WORD = re.compile(r"[.!]+")  # what may follow a mined sentence's sentiment word with `negated_verdicts`
 IDENTITY_TEMPLATES = ("As {X}, I found the {n} {a}.", "The {n}, which follows {X} in a small town, is {a}.",
                       "I watched it with {X}, and the {n} was {a}.")
 
@@ -160,8 +177,8 @@ def templated(rng: random.Random, count: int, negated_negative_target: float = 1
     """`count` sentences: about five in six from the capability templates (each with its minimal pair where it
     has one, filled with the same words), the rest mentioning identity terms (a filled template once for every
     group of a category, all with the same label). Negated negatives train toward `negated_negative_target`; with
-    `negated_verdicts`, each also comes with its verdict twin (`VERDICTS`), negative. Without it, the sentences of a
-    seed are those of earlier versions."""
+    `negated_verdicts`, each also comes with its `VERDICT_PAIRS`. Without it, the sentences of a seed are those of
+    earlier versions."""
     out: list[Sentence] = []
     target = {"pos": 1.0, "neg": 0.0, "not neg": negated_negative_target}
 
@@ -173,7 +190,9 @@ def templated(rng: random.Random, count: int, negated_negative_target: float = 1
             if twin is not None:
                 out.append((_fill(twin, values), int(label == "neg"), float(label == "neg")))
             if label == "not neg" and negated_verdicts:  # drawn only here: the stream without it stays as it was
-                out.append((_fill(template.replace("{q}", "{v}"), {**values, "v": rng.choice(VERDICTS)}), 0, 0.0))
+                verdict = {**values, "v": rng.choice(VERDICTS)}
+                negated, affirmed = VERDICT_PAIRS[template]
+                out.extend([(_fill(negated, verdict), 0, 0.0), (_fill(affirmed, verdict), 1, 1.0)])
 
     capability_sentences(count - count // 6)
     while True:  # whole groups only: a group cut short would leave some of its category's terms out
@@ -187,11 +206,10 @@ def templated(rng: random.Random, count: int, negated_negative_target: float = 1
     return out[:count]
 
 
-def _negate(match: re.Match, rng: random.Random, verdict: str | None = None) -> str:
-    """The copula of `match` negated, before its own words or before `verdict` in their place."""
+def _negate(match: re.Match, rng: random.Random) -> str:
     verb, adverb, word = match.groups()
     negated = _CONTRACTED[verb.lower()] if rng.random() < 0.5 else f"{verb} not"
-    return f"{negated[0].upper() + negated[1:] if verb[0].isupper() else negated} {verdict or adverb + word}"
+    return f"{negated[0].upper() + negated[1:] if verb[0].isupper() else negated} {adverb}{word}"
 
 
 def mine(texts: Sequence[str], labels: Sequence[int], rng: random.Random, count: int,
@@ -200,8 +218,10 @@ def mine(texts: Sequence[str], labels: Sequence[int], rng: random.Random, count:
     also inside a negating frame: one clause, one sentiment word of the pools after a copula, agreeing with its
     review's label, no negation or contrast. As many positive as negative sentences are taken (alternately):
     reviews hold more positive sentences of this kind, and a majority would teach that a short text is positive.
-    A negative sentence negated or framed is a negated negative: it trains toward `negated_negative_target`; with
-    `negated_verdicts`, the negated one also comes with its verdict twin ("was not worth the wait"), negative."""
+    A negative sentence negated or framed is a negated negative: it trains toward `negated_negative_target`. With
+    `negated_verdicts`, only sentences that end at their sentiment word are taken (in "was not lousy and the cast
+    was worse" the negation does not make the sentence positive), and a negated negative comes with the same
+    negation of a verdict ("was not worth the wait", negative) and the verdict affirmed ("was worth the wait")."""
     found = []
     for text, label in zip(texts, labels, strict=True):
         for sentence in SENTENCE_BREAK.split(text):
@@ -211,7 +231,8 @@ def mine(texts: Sequence[str], labels: Sequence[int], rng: random.Random, count:
                     or _CLAUSES.search(sentence) or len(_POOL_WORD.findall(sentence)) != 1:
                 continue
             match = _COPULA.search(sentence)
-            if match is not None and _POLARITY[match.group(3).lower()] == int(label):
+            if match is not None and _POLARITY[match.group(3).lower()] == int(label) and not (
+                    negated_verdicts and not _ENDS_AT_WORD.fullmatch(sentence[match.end():])):
                 found.append((sentence, match, int(label)))
     rng.shuffle(found)
     balanced = [item for pair in zip(*([f for f in found if f[2] == label] for label in (0, 1)), strict=False)
@@ -221,11 +242,11 @@ def mine(texts: Sequence[str], labels: Sequence[int], rng: random.Random, count:
         if len(out) >= count:
             break
         negated = (1 - label, 0.0 if label else negated_negative_target)
-        out += [(sentence, label, float(label)),
-                (sentence[:match.start()] + _negate(match, rng) + sentence[match.end():], *negated)]
+        before, words, after = sentence[:match.start()], _negate(match, rng), sentence[match.end():]
+        out += [(sentence, label, float(label)), (before + words + after, *negated)]
         if negated_verdicts and not label:  # drawn only here: the stream without it stays as it was
-            verdict = _negate(match, rng, rng.choice(VERDICTS))
-            out.append((sentence[:match.start()] + verdict + sentence[match.end():], 0, 0.0))
+            verdict, copula = rng.choice(VERDICTS), words[:-len(match.group(2) + match.group(3))]
+            out += [(before + copula + verdict + after, 0, 0.0), (f"{before}{match.group(1)} {verdict}{after}", 1, 1.0)]
         if i // 2 % 2:  # both sentences of every other pair: the frames keep the labels' balance too
             clause = sentence if sentence.startswith("I ") else sentence[0].lower() + sentence[1:]
             out.append((rng.choice(FRAMES).format(clause[:-1] + "."), *negated))

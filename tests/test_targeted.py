@@ -117,26 +117,53 @@ def test_without_negated_verdicts_a_seed_gives_the_sentences_of_earlier_versions
     assert digest == "cd23f16c8e83df5834c77c49d3976ac89284ba04fc4e652aa6f9060ad6ea1a8b"
 
 
-def _plain(text: str) -> str:
-    return text.replace("n't", " not")
+_NEGATION = re.compile(r"\b(?:not|no|never|nothing|nobody)\b|n't", re.IGNORECASE)
 
 
-def test_each_negated_negative_comes_with_the_same_negation_of_a_verdict_which_stays_negative():
-    reviews = ["The plot was stupid.", "The cast was good.", "The music was lame.", "The ending was fine."]
-    for out in (targeted.templated(random.Random(4), 600, 0.7, negated_verdicts=True),
-                targeted.mine(reviews, [0, 1, 0, 1], random.Random(4), 100, 0.7, negated_verdicts=True)):
-        verdicts = [j for j, (text, _, _) in enumerate(out) if any(v in text for v in targeted.VERDICTS)]
-        negated_negatives = [text for text, _, target in out if target == 0.7 and not text.startswith(
-            tuple(frame.split("{")[0] for frame in targeted.FRAMES))]  # a mined sentence in a frame has no twin
-        assert verdicts and abs(len(verdicts) - len(negated_negatives)) <= 1  # the last may be cut off
-        negative_word = "(?:" + "|".join(targeted.NEGATIVE) + ")"
-        for j in verdicts:
-            text, label, target = out[j]
-            assert (label, target) == (0, 0.0), text
-            verdict = next(v for v in targeted.VERDICTS if v in text)
-            pattern = re.escape(_plain(text)).replace(re.escape(verdict), negative_word)
-            # its negated negative: just before it, or before the affirmative twin of a template
-            assert any(out[k][2] == 0.7 and re.fullmatch(pattern, _plain(out[k][0])) for k in (j - 1, j - 2)), text
+def _framed(text: str) -> bool:
+    return text.startswith(tuple(frame.split("{")[0] for frame in targeted.FRAMES))
+
+
+def test_verdicts_hold_no_pool_word_and_no_negation_and_pair_with_every_negated_negative_template():
+    for verdict in targeted.VERDICTS:
+        assert not targeted._POOL_WORD.search(verdict) and not targeted._NEGATORS.search(verdict), verdict
+    assert {t for t, label, _ in targeted.TEMPLATES if label == "not neg"} == set(targeted.VERDICT_PAIRS)
+    for negated, affirmed in targeted.VERDICT_PAIRS.values():
+        assert "{v}" in negated and "{v}" in affirmed and "{q}" not in negated + affirmed
+        assert _NEGATION.search(negated) and not _NEGATION.search(affirmed), affirmed
+
+
+def test_each_negated_negative_comes_with_a_negated_and_an_affirmed_verdict():
+    templated = targeted.templated(random.Random(4), 600, 0.7, negated_verdicts=True)
+    reviews = ["The plot was stupid.", "The cast was good.", "The music was really lame!", "The ending was fine.",
+               "The story was lame and the cast was worse.", "The score was good and so was the cast."]
+    mined = targeted.mine(reviews * 2, [0, 1, 0, 1, 0, 1] * 2, random.Random(4), 100, 0.7, negated_verdicts=True)
+    # only sentences that end at their sentiment word: "wasn't lame and the cast was worse" is no praise
+    assert not any("worse" in t or "so was" in t for t, _, _ in mined)
+    assert {t for t, _, _ in mined} >= {"The plot was stupid.", "The music was really lame!", "The cast was good."}
+    for out, twin in ((templated, 1), (mined, 0)):  # a template's affirmative twin comes first
+        negated_negatives = [j for j, (text, _, target) in enumerate(out) if target == 0.7 and not _framed(text)]
+        assert len(negated_negatives) > 3
+        for j in negated_negatives[:-1]:  # the last may be cut off
+            (negated, *kind_negated), (affirmed, *kind_affirmed) = out[j + 1 + twin], out[j + 2 + twin]
+            verdict = next(v for v in targeted.VERDICTS if v in negated)
+            assert verdict in affirmed and kind_negated == [0, 0.0] and kind_affirmed == [1, 1.0]
+            assert _NEGATION.search(negated) and not _NEGATION.search(affirmed), affirmed
+            if out is mined:  # the same sentence and the same negation, the verdict in the sentiment word's place
+                assert out[j][0].startswith(negated[:negated.index(verdict)]) and out[j][0] != negated
+    assert sum(label for _, label, _ in mined) * 2 == len(mined)  # as many positive as negative, verdicts included
+
+
+def test_negated_verdicts_reach_training_and_keep_a_seed_and_the_label_balance():
+    reviews, labels = REVIEWS * 20, LABELS * 20
+    first = targeted.targeted_sentences(reviews, labels, 3000, seed=42, negated_verdicts=True)
+    assert first == targeted.targeted_sentences(reviews, labels, 3000, seed=42, negated_verdicts=True)
+    plain = targeted.targeted_sentences(reviews, labels, 3000, seed=42)
+    share = [sum(label for _, label, _ in out) / len(out) for out in (first, plain)]
+    assert abs(share[0] - share[1]) < 0.02  # verdicts come in pairs of both labels
+    out = augment(pd.DataFrame({"text": REVIEWS, "labels": LABELS}),
+                  TrainConfig(targeted_augmentation=300, negated_verdicts=True))
+    assert any(verdict in text for verdict in targeted.VERDICTS for text in out["text"])
     with pytest.raises(SentimentError, match="--negated-verdicts: only applies with --targeted-augmentation"):
         TrainConfig(negated_verdicts=True)
 
