@@ -31,11 +31,9 @@ from sentiment.config import (
     EvaluateConfig,
     FairnessConfig,
     Int8Config,
-    add_arguments,
-    flag_name,
-    from_namespace,
 )
 from sentiment.errors import SentimentError
+from sentiment.options import add_arguments, flag_name, from_namespace
 
 if TYPE_CHECKING:
     from sentiment.data import Labelled

@@ -24,8 +24,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sentiment.config import TrainConfig, add_arguments, flag_name, from_namespace
+from sentiment.config import TrainConfig
 from sentiment.errors import SentimentError
+from sentiment.options import add_arguments, flag_name, from_namespace
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase

@@ -11,9 +11,10 @@ import torch
 from transformers import AutoModelForSequenceClassification, PreTrainedModel
 
 from sentiment.artifacts import HISTORY, TRAINING_CONFIG, read_json
-from sentiment.config import SPLIT_FIELDS, WINDOW_FIELDS, flag_name, stored_setting
+from sentiment.config import SPLIT_FIELDS, WINDOW_FIELDS, stored_setting
 from sentiment.errors import SentimentError
 from sentiment.modeling import load_tokenizer
+from sentiment.options import flag_name
 
 log = logging.getLogger(__name__)
 

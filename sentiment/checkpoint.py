@@ -11,8 +11,9 @@ from typing import Any
 import torch
 
 from sentiment.artifacts import fsync_path
-from sentiment.config import RECORD_DEFAULTS, TrainConfig, flag_name, resume_keys
+from sentiment.config import RECORD_DEFAULTS, TrainConfig, resume_keys
 from sentiment.errors import SentimentError
+from sentiment.options import flag_name
 
 log = logging.getLogger(__name__)
 

