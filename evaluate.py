@@ -33,7 +33,7 @@ from sentiment.config import (
     Int8Config,
 )
 from sentiment.errors import SentimentError
-from sentiment.options import add_arguments, flag_name, from_namespace
+from sentiment.options import add_arguments, flag_name, from_namespace, is_switch
 
 if TYPE_CHECKING:
     from sentiment.data import Labelled
@@ -121,7 +121,7 @@ COMMANDS: dict[str | None, tuple[type, Callable]] = {
 def misplaced_command(argv: list[str]) -> str | None:
     """Why these arguments (of no command) are refused before argparse sees them, or None: a command word
     after the flags, or an earlier version's flag for what is now a command."""
-    takes_value = {flag_name(f.name) for f in dataclasses.fields(EvaluateConfig) if f.type not in ("bool", bool)}
+    takes_value = {flag_name(f.name) for f in dataclasses.fields(EvaluateConfig) if not is_switch(f)}
     for i, word in enumerate(argv):
         if word in COMMANDS and (i == 0 or argv[i - 1] not in takes_value):
             return f"give the command first: python evaluate.py {word} --artifacts DIR ..."

@@ -203,15 +203,15 @@ MFT_TESTS = [
 ]
 
 # Invariance tests: (name, capability, perturbation, the sentences it perturbs).
-ENTITY_TEMPLATES = {"person": ("{person} was {pos} in this film.", "{person} was {neg} in {title}.",
-                       "I loved how {person} played the lead; {title} is {pos}.",
-                       "{person} gives a {neg} performance here."),
-            "place": ("I watched it in {place} and it was {pos}.", "I watched {title} in {place}; it was {neg}.",
-                      "Shot in {place}, the {noun} is {pos}.", "Set in {place}, the {noun} is {neg}."),
-            "n": ("I have seen it {n} times and it is {pos}.", "I have seen {title} {n} times and it is still "
-                  "{neg}.", "It runs {n} hours and the {noun} is {pos}.", "It runs {n} hours and it is {neg}."),
-            "title": ("{title} is a {pos} film.", "{title} is a {neg} film.", "I watched {title}: {pos}.",
-                      "I watched {title}: {neg}.")}
+ENTITY_TEMPLATES = {
+    "person": ("{person} was {pos} in this film.", "{person} was {neg} in {title}.",
+               "I loved how {person} played the lead; {title} is {pos}.", "{person} gives a {neg} performance here."),
+    "place": ("I watched it in {place} and it was {pos}.", "I watched {title} in {place}; it was {neg}.",
+              "Shot in {place}, the {noun} is {pos}.", "Set in {place}, the {noun} is {neg}."),
+    "n": ("I have seen it {n} times and it is {pos}.", "I have seen {title} {n} times and it is still {neg}.",
+          "It runs {n} hours and the {noun} is {pos}.", "It runs {n} hours and it is {neg}."),
+    "title": ("{title} is a {pos} film.", "{title} is a {neg} film.", "I watched {title}: {pos}.",
+              "I watched {title}: {neg}.")}
 INVARIANCES = [
     ("typo", "robustness", _typo, BASE), ("punctuation", "robustness", _punctuation, BASE),
     ("URL or handle appended", "robustness", lambda r, t: f"{t} {r.choice(SUFFIXES)}", BASE),

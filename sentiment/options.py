@@ -66,12 +66,17 @@ def check_fields(config: Any) -> None:
             raise SentimentError(f"{flag_name(f.name)}: must be {valid}, not {value}")
 
 
+def is_switch(f: dataclasses.Field) -> bool:
+    """Whether a field's flag is an on/off switch (--progress / --no-progress) rather than one taking a value."""
+    return f.type in ("bool", bool)
+
+
 def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
     """One --flag per dataclass field, its help taken from the field."""
     for f in dataclasses.fields(cls):
         flag = flag_name(f.name)
         help_text = f"{f.metadata['help']} (default: {f.default})"
-        if f.type in ("bool", bool):
+        if is_switch(f):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=help_text)
             continue
         kind = {"int": int, "float": float, "str": str, "int | None": int, "float | None": float,
