@@ -67,6 +67,21 @@ def _mft(rng: random.Random, n: int, templates: tuple[str, ...]) -> list[str]:
     return sorted(cases)
 
 
+def _mft_even(rng: random.Random, n: int, templates: tuple[str, ...]) -> list[str]:
+    """Like `_mft`, but up to n // len(templates) sentences from each template in turn, so that a template able to
+    make more distinct sentences does not weigh more in the failure rate."""
+    per = max(1, n // len(templates))
+    cases: set[str] = set()
+    for template in templates:
+        drawn: set[str] = set()
+        for _ in range(per * 20):
+            if len(drawn) == per:
+                break
+            drawn.add(_fill(rng, template))
+        cases |= drawn
+    return sorted(cases)
+
+
 def _pairs(rng: random.Random, n: int, templates: tuple[str, ...],
            perturb: Callable[[random.Random, str], str]) -> list[tuple[str, str]]:
     pairs = []
@@ -151,23 +166,29 @@ def _directional(rng: random.Random, n: int, words: tuple[str, ...], modifiers: 
 
 
 # Negations that are the verdict or keep their polarity ("I will not sit through it again"): added after the suite
-# above and drawn last, so that the other tests' cases stay what they were for a seed.
+# above and drawn last, so that the other tests' cases stay what they were for a seed. Each template has a title
+# and a person slot and gives the same number of cases (`_mft_even`): when some had one slot, the two-slot
+# templates made 84 of a test's 200 cases each and its failure rate measured one sentence frame.
 VERDICT_NEGATIONS = (
     ("negation as the verdict (negative)", "negation", "negative",
-     ("I will not sit through {title} a second time.", "Do not bother with {title}, whatever {person} says.",
-      "Never again will I trust {person} to pick a film.", "Nobody should waste an evening on {title}.",
+     ("I will not sit through {title} a second time, and neither will {person}.",
+      "Do not bother with {title}, whatever {person} says.",
+      "Never again will I trust {person} to pick a film like {title}.",
+      "Nobody should waste an evening on {title}, {person} least of all.",
       "After {title}, I will not watch another film with {person}.")),
     ("negation as the verdict (positive)", "negation", "positive",
-     ("I could not stop smiling during {title}.", "{title} is not to be missed.",
-      "I will not forget what {person} did in {title}.", "No one I know has regretted seeing {title}.",
-      "I'd never say no to another evening with {title}.")),
+     ("I could not stop smiling during {title}, and neither could {person}.",
+      "{title} is not to be missed, as {person} told me.",
+      "I will not forget what {person} did in {title}.",
+      "No one I know has regretted seeing {title}, {person} included.",
+      "I'd never say no to another evening with {title} and {person}.")),
 )
 
 
-def _mft_tests(rng: random.Random, n: int,
-               specs: Iterable[tuple[str, str, str, tuple[str, ...]]]) -> list[BehaviourTest]:
-    """MFT tests from (name, capability, expected label, templates)."""
-    return [BehaviourTest(name, capability, "MFT", _mft(rng, n, templates), expected=expected,
+def _mft_tests(rng: random.Random, n: int, specs: Iterable[tuple[str, str, str, tuple[str, ...]]],
+               draw: Callable[[random.Random, int, tuple[str, ...]], list[str]] = _mft) -> list[BehaviourTest]:
+    """MFT tests from (name, capability, expected label, templates), their cases drawn by `draw`."""
+    return [BehaviourTest(name, capability, "MFT", draw(rng, n, templates), expected=expected,
                           description=f"expected {expected}") for name, capability, expected, templates in specs]
 
 
@@ -245,5 +266,5 @@ def build_suite(seed: int = 0, n: int = 200, capabilities: tuple[str, ...] | Non
         tests.append(BehaviourTest(name, capability, "INV", _pairs(rng, n, base, perturb),
                                    description="the label must not change"))
     tests += _identity_tests(rng, n)
-    tests += _mft_tests(rng, n, VERDICT_NEGATIONS)
+    tests += _mft_tests(rng, n, VERDICT_NEGATIONS, draw=_mft_even)
     return [t for t in tests if capabilities is None or t.capability in capabilities]

@@ -4,6 +4,7 @@ the report, evaluate.py behaviour, and the app's section."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import gradio as gr
@@ -12,7 +13,7 @@ import pytest
 
 import evaluate
 from sentiment.artifacts import BEHAVIOUR, verify_manifest, write_manifest
-from sentiment.behaviour import CAPABILITIES, NOT_NEGATIVE_BAND, BehaviourTest, build_suite
+from sentiment.behaviour import CAPABILITIES, NOT_NEGATIVE_BAND, VERDICT_NEGATIONS, BehaviourTest, build_suite
 from sentiment.behaviour_report import behaviour_report, failures
 from sentiment.errors import SentimentError
 from sentiment.services import Services
@@ -118,3 +119,12 @@ def test_evaluate_py_adds_the_report_and_the_app_shows_it(tiny_artifacts, tmp_pa
 
 def markdown(blocks: gr.Blocks) -> str:
     return "\n".join(b.value or "" for b in blocks.blocks.values() if isinstance(b, gr.Markdown))
+
+
+def test_the_verdict_tests_weigh_their_templates_alike():
+    """Each verdict template gives the same number of cases; when some had one slot, two frames made 168 of 200."""
+    by_name = {t.name: t for t in build_suite(seed=42)}
+    for name, _, _, templates in VERDICT_NEGATIONS:
+        patterns = [re.compile("^" + re.sub(r"\\\{\w+\\\}", ".+?", re.escape(t)) + "$") for t in templates]
+        counts = [sum(bool(p.match(case)) for case in by_name[name].cases) for p in patterns]
+        assert counts == [40] * len(templates), (name, counts)
