@@ -58,28 +58,25 @@ def _fill(rng: random.Random, template: str) -> str:
     return ARTICLE.sub(lambda m: m.group(1) + "n " + m.group(2), template.format(**values))
 
 
-def _mft(rng: random.Random, n: int, templates: tuple[str, ...]) -> list[str]:
+def _distinct(n: int, make: Callable[[], str]) -> set[str]:
+    """Up to n distinct sentences from `make`, giving up after 20 tries per sentence wanted."""
     cases: set[str] = set()
     for _ in range(n * 20):
         if len(cases) == n:
             break
-        cases.add(_fill(rng, rng.choice(templates)))
-    return sorted(cases)
+        cases.add(make())
+    return cases
+
+
+def _mft(rng: random.Random, n: int, templates: tuple[str, ...]) -> list[str]:
+    return sorted(_distinct(n, lambda: _fill(rng, rng.choice(templates))))
 
 
 def _mft_even(rng: random.Random, n: int, templates: tuple[str, ...]) -> list[str]:
     """Like `_mft`, but up to n // len(templates) sentences from each template in turn, so that a template able to
     make more distinct sentences does not weigh more in the failure rate."""
     per = max(1, n // len(templates))
-    cases: set[str] = set()
-    for template in templates:
-        drawn: set[str] = set()
-        for _ in range(per * 20):
-            if len(drawn) == per:
-                break
-            drawn.add(_fill(rng, template))
-        cases |= drawn
-    return sorted(cases)
+    return sorted(set().union(*(_distinct(per, lambda t=t: _fill(rng, t)) for t in templates)))
 
 
 def _pairs(rng: random.Random, n: int, templates: tuple[str, ...],

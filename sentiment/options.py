@@ -51,6 +51,7 @@ def option(default: Any, help: str, shapes_run: bool = False, choices: tuple | N
 
 
 def shaping(default: Any, help: str, **checks: Any) -> Any:  # noqa: A002
+    """An `option` that shapes a training run."""
     return option(default, help, shapes_run=True, **checks)
 
 
