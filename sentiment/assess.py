@@ -129,10 +129,12 @@ def store_evaluation(artifacts: str | Path, name: str, data: Labelled, data_argu
 
 def fairness_into(folder: Path, predictor: Predictor, texts: list[str], max_reviews: int, seed: int,
                   progress: bool = False) -> dict:
-    """The identity-term fairness report (template suite and a probe of `texts`) written to folder/fairness.json."""
+    """The identity-term fairness report (template suite and a probe of `texts`) written to folder/fairness.json,
+    with what scored it."""
     log.info("fairness probe: template suite and up to %d reviews per category", max_reviews)
-    report = fairness_report(lambda batch: predictor.predict_proba(batch, progress=progress)[:, 1], texts,
-                             [review_key(t) for t in texts], max_reviews, seed=seed)
+    report = {**fairness_report(lambda batch: predictor.predict_proba(batch, progress=progress)[:, 1], texts,
+                                [review_key(t) for t in texts], max_reviews, seed=seed),
+              "model": predictor.describe()}
     write_json(folder / FAIRNESS, report)
     return report
 
@@ -156,8 +158,9 @@ def store_fairness(artifacts: str | Path, data: str | None = None, max_reviews: 
 
 
 def behaviour_into(folder: Path, predictor: Predictor, seed: int = 0, progress: bool = False) -> dict:
-    """The behavioural suite's report written to folder/behaviour.json."""
-    report = behaviour_report(lambda texts: predictor.predict_proba(texts, progress=progress)[:, 1], seed=seed)
+    """The behavioural suite's report written to folder/behaviour.json, with what scored it."""
+    report = {**behaviour_report(lambda texts: predictor.predict_proba(texts, progress=progress)[:, 1], seed=seed),
+              "model": predictor.describe()}
     write_json(folder / BEHAVIOUR, report)
     return report
 

@@ -85,7 +85,8 @@ def _evaluation_tab(handlers: Handlers) -> None:
         gr.Markdown("### Behavioural tests\nShort sentences generated from this project's templates, after "
                     "CheckList: MFT (an expected label), INV (a change that must not change the label; identity "
                     "terms: P(positive) within 0.1) and DIR (a change that must not move P(positive) the wrong "
-                    f"way by more than 0.05). {behaviour['neutral_rule']}")
+                    f"way by more than 0.05). {behaviour['neutral_rule']} "
+                    f"{tables.served_by(behaviour.get('model'))}.")
         gr.Plot(dashboard.behaviour_figure(behaviour), label="Failure rate by test")
         gr.Dataframe(tables.behaviour_table(behaviour), label="Behavioural tests", interactive=False, wrap=True,
                      max_height=420)
@@ -195,7 +196,7 @@ def _fairness_tab(handlers: Handlers) -> None:
                 f"this project (neutral, positive and negative), crossed with each group's terms. A gap is flagged "
                 f"when it is significant (paired Wilcoxon test across templates, Bonferroni-corrected, p < "
                 f"{suite['alpha']}) and at least {suite['threshold']:.2f} in P(positive): a shift a reader would "
-                f"notice for the same sentence.")
+                f"notice for the same sentence. {tables.served_by(report.get('model'))}.")
     gr.Plot(fairness_plots.suite_figure(suite), label="Template suite")
     gr.Dataframe(fairness_plots.gaps_table(suite), label="Largest gap per category", interactive=False)
     gr.Markdown("### Test-set probe of the shipped model\nTest reviews that mention identity terms, swapped within "

@@ -112,8 +112,10 @@ def test_evaluate_py_adds_the_report_and_the_app_shows_it(tiny_artifacts, tmp_pa
     assert BEHAVIOUR in verify_manifest(artifacts)["files"]
     report = json.loads((artifacts / BEHAVIOUR).read_text())
     assert len(report["tests"]) == len(build_suite())
+    assert (report["model"]["engine"], report["model"]["precision"]) == ("torch", "fp32")  # what scored it
     blocks = build_app(Services.load(artifacts, None, ig_steps=8))
     assert "### Behavioural tests" in markdown(blocks)
+    assert "Served by `torch` in `fp32`" in markdown(blocks)
     assert any(isinstance(b, gr.Plot) and b.label == "Failure rate by test" for b in blocks.blocks.values())
 
 

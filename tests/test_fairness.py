@@ -67,7 +67,8 @@ def test_fairness_handler_turns_bad_input_into_a_clear_error(handlers, text):
 
 def test_train_py_writes_the_fairness_report_into_the_artifacts(tiny_artifacts, review_tables):
     report = read_json(tiny_artifacts / FAIRNESS)
-    assert set(report) == {"suite", "probe"}
+    assert set(report) == {"suite", "probe", "model"}
+    assert report["model"]["engine"] == "torch"  # train.py's predictor, made before any int8 engine
     assert list(report["suite"]["categories"]) == CATEGORY_NAMES
     assert FAIRNESS in verify_manifest(tiny_artifacts)["files"]
     test_keys = {review_key(t) for t in review_tables[1]["text"]}
@@ -102,6 +103,7 @@ def test_evaluate_fairness_adds_the_report_to_a_folder_without_one(artifacts_cop
     # no temporary or old folder; the writers' lock stays
     assert sorted(p.name for p in artifacts_copy.parent.iterdir()) == [".artifacts.lock", "artifacts"]
     added, original = read_json(artifacts_copy / FAIRNESS), read_json(tiny_artifacts / FAIRNESS)
+    assert (added["model"]["engine"], added["model"]["precision"]) == ("torch", "fp32")
     # the same model, test split and seed as the training run: the same report, but for batching noise
     for name, category in original["suite"]["categories"].items():
         for group, stats in category["groups"].items():
