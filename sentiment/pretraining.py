@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import AutoModelForMaskedLM, DataCollatorForLanguageModeling, PreTrainedModel
+import torch.nn.functional as F
+from transformers import AutoModelForMaskedLM, BertForMaskedLM, DataCollatorForLanguageModeling, PreTrainedModel
 
 from sentiment import checkpoint, runtime
 from sentiment.artifacts import HISTORY, TRAINING_CONFIG, check_writable, staged, write_json
@@ -64,12 +65,20 @@ def _masked_batch(collator: DataCollatorForLanguageModeling, ids: list[list[int]
 
 
 def _step(model: PreTrainedModel, batch: dict, precision: str, device: torch.device) -> tuple[torch.Tensor, int, int]:
-    """The batch's loss, its masked tokens and how many of them the model predicts right."""
+    """The batch's loss, its masked tokens and how many of them the model predicts right. A BERT model's vocabulary
+    head runs on the masked positions alone: at hidden 384 it costs about as much per position as the six layers
+    below it, and only the masked 15 % have a loss (the same loss as the model's own, which scores every position)."""
+    labels = batch["labels"]
+    masked = labels != -100
     with runtime.autocast(device, precision):
-        out = model(**batch)
-    masked = batch["labels"] != -100
-    correct = int((out.logits.argmax(-1)[masked] == batch["labels"][masked]).sum())
-    return out.loss, int(masked.sum()), correct
+        if isinstance(model, BertForMaskedLM):
+            inputs = {k: v for k, v in batch.items() if k != "labels"}
+            logits = model.cls(model.bert(**inputs).last_hidden_state[masked])  # (masked tokens, vocabulary)
+        else:
+            logits = model(**batch).logits[masked]
+    loss = F.cross_entropy(logits.float(), labels[masked])
+    correct = int((logits.argmax(-1) == labels[masked]).sum())
+    return loss, int(masked.sum()), correct
 
 
 @torch.no_grad()

@@ -7,13 +7,14 @@ import pandas as pd
 import pytest
 import torch
 from safetensors import safe_open
+from transformers import BertConfig, BertForMaskedLM, DistilBertConfig, DistilBertForMaskedLM
 
 import train
 from sentiment.artifacts import read_json
 from sentiment.checkpoint import CHECKPOINT
 from sentiment.config import TrainConfig
 from sentiment.errors import SentimentError
-from sentiment.pretraining import mlm_texts
+from sentiment.pretraining import _step, mlm_texts
 
 
 def argv(data, model, folder, *extra):
@@ -98,3 +99,29 @@ def test_bad_settings_are_refused():
         TrainConfig(stage="pretrain")
     with pytest.raises(SentimentError, match="--mlm-probability"):
         TrainConfig(mlm_probability=1.5)
+
+
+@pytest.mark.parametrize("model", [
+    BertForMaskedLM(BertConfig(vocab_size=120, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                               intermediate_size=64)),
+    DistilBertForMaskedLM(DistilBertConfig(vocab_size=120, dim=32, n_layers=2, n_heads=2, hidden_dim=64))],
+    ids=["bert: the head on masked positions only", "another architecture: the whole model"])
+def test_a_step_has_the_models_own_loss_and_gradients(model):
+    model.eval()  # no dropout, so that both passes see the same model
+    generator = torch.Generator().manual_seed(0)
+    input_ids = torch.randint(5, 120, (3, 17), generator=generator)
+    attention_mask = torch.ones_like(input_ids)
+    attention_mask[2, 12:] = 0  # a padded row
+    labels = torch.full_like(input_ids, -100)
+    labels[:, 1::4] = input_ids[:, 1::4]
+    batch = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+    expected = model(**batch).loss
+    expected.backward()
+    expected_grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad()
+    loss, masked, correct = _step(model, batch, "fp32", torch.device("cpu"))
+    loss.backward()
+    assert masked == int((labels != -100).sum()) and 0 <= correct <= masked
+    torch.testing.assert_close(loss, expected)
+    for name, grad in expected_grads.items():
+        torch.testing.assert_close(dict(model.named_parameters())[name].grad, grad, msg=name)
