@@ -76,7 +76,8 @@ def _step(model: PreTrainedModel, batch: dict, precision: str, device: torch.dev
             logits = model.cls(model.bert(**inputs).last_hidden_state[masked])  # (masked tokens, vocabulary)
         else:
             logits = model(**batch).logits[masked]
-    loss = F.cross_entropy(logits.float(), labels[masked])
+    # a batch with nothing masked (the collator's draw may mask no piece of very short texts) adds nothing
+    loss = F.cross_entropy(logits.float(), labels[masked]) if len(logits) else logits.sum()
     correct = int((logits.argmax(-1) == labels[masked]).sum())
     return loss, int(masked.sum()), correct
 

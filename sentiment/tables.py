@@ -78,20 +78,20 @@ def results_markdown(evaluation_set: dict) -> str:
     lines += [f"| reviews | {numbers['n']:,} |", ""]
     sha = f", sha256 {_md(info['sha256'][:16])}…" if info.get("sha256") else ""
     day = f" {info['created'][:10]}" if info.get("created") else ""  # an upload, evaluated just now, has none
-    lines.append(f"Data: {_md(info['data'])}{sha}. {served_by(info.get('model', {}))}; evaluated{day} in "
+    lines.append(f"Data: {_md(info['data'])}{sha}. {served_by(info.get('model'))}; evaluated{day} in "
                  f"{_duration(info.get('wall_seconds', 0))}.")
     return "\n".join(lines) + "\n"
 
 
 def served_by(model: dict | None) -> str:
     """'Served by torch in fp32 on AMD EPYC' from a report's record of what scored it (Predictor.describe)."""
-    if model is None:  # behaviour.json and fairness.json from before they recorded it
+    if model is None:  # reports from before they recorded it
         return "Which engine and precision scored it is not recorded"
     engine = model.get("engine", "torch")
     # the precision is the torch model's; the int8 engine has its own
     precision = f" in {_md(model.get('precision', '?'))}" if engine == "torch" else ""
-    cpu = f" on {_md(model['cpu'])}" if model.get("device") == "cpu" and model.get("cpu") else ""
-    return f"Served by {_md(engine)}{precision}{cpu}"
+    chip = model.get("cpu") if model.get("device") == "cpu" else model.get("gpu")
+    return f"Served by {_md(engine)}{precision}" + (f" on {_md(chip)}" if chip else "")
 
 
 def _lineage(origin: dict | None) -> str:

@@ -20,7 +20,7 @@ from sentiment.data import review_key
 from sentiment.lexicon import CATEGORIES
 from sentiment.predict import MAX_TEXT_CHARS
 from sentiment.services import Handlers, Services
-from sentiment.ui import FAIRNESS_EXAMPLE
+from sentiment.ui import FAIRNESS_EXAMPLE, build_app
 
 CATEGORY_NAMES = [c.name for c in CATEGORIES]
 
@@ -104,6 +104,9 @@ def test_evaluate_fairness_adds_the_report_to_a_folder_without_one(artifacts_cop
     assert sorted(p.name for p in artifacts_copy.parent.iterdir()) == [".artifacts.lock", "artifacts"]
     added, original = read_json(artifacts_copy / FAIRNESS), read_json(tiny_artifacts / FAIRNESS)
     assert (added["model"]["engine"], added["model"]["precision"]) == ("torch", "fp32")
+    blocks = build_app(Services.load(artifacts_copy, None, ig_steps=8))  # the Fairness tab says what scored it
+    assert any("Template suite" in (b.value or "") and "Served by `torch` in `fp32`" in b.value
+               for b in blocks.blocks.values() if isinstance(b, gr.Markdown))
     # the same model, test split and seed as the training run: the same report, but for batching noise
     for name, category in original["suite"]["categories"].items():
         for group, stats in category["groups"].items():

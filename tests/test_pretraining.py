@@ -125,3 +125,14 @@ def test_a_step_has_the_models_own_loss_and_gradients(model):
     torch.testing.assert_close(loss, expected)
     for name, grad in expected_grads.items():
         torch.testing.assert_close(dict(model.named_parameters())[name].grad, grad, msg=name)
+
+
+def test_a_batch_with_nothing_masked_adds_nothing():
+    model = BertForMaskedLM(BertConfig(vocab_size=120, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                       intermediate_size=64))
+    input_ids = torch.randint(5, 120, (2, 9))
+    batch = {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids),
+             "labels": torch.full_like(input_ids, -100)}
+    loss, masked, correct = _step(model, batch, "fp32", torch.device("cpu"))
+    loss.backward()  # no NaN reaches the epoch's mean loss or the weights
+    assert (float(loss), masked, correct) == (0.0, 0, 0)

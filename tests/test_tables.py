@@ -67,7 +67,8 @@ def test_results_markdown_says_where_the_data_came_from_and_how_it_was_served(ev
 def test_served_by_names_the_engine_precision_and_cpu_or_says_it_is_not_recorded():
     model = {"engine": "torch", "precision": "bf16", "device": "cpu", "cpu": "AMD EPYC"}
     assert tables.served_by(model) == "Served by `torch` in `bf16` on `AMD EPYC`"
-    assert tables.served_by({**model, "device": "cuda:0"}) == "Served by `torch` in `bf16`"
+    assert tables.served_by({**model, "device": "cuda:0", "gpu": "NVIDIA H100"}) == \
+        "Served by `torch` in `bf16` on `NVIDIA H100`"
     # the recorded precision is the torch model's, not the int8 engine's
     assert tables.served_by({**model, "engine": "onnxruntime int8"}) == "Served by `onnxruntime int8` on `AMD EPYC`"
     assert "not recorded" in tables.served_by(None)  # a report from before it recorded what scored it
