@@ -135,4 +135,4 @@ def test_a_batch_with_nothing_masked_adds_nothing():
              "labels": torch.full_like(input_ids, -100)}
     loss, masked, correct = _step(model, batch, "fp32", torch.device("cpu"))
     loss.backward()  # no NaN reaches the epoch's mean loss or the weights
-    assert (float(loss), masked, correct) == (0.0, 0, 0)
+    assert (loss.item(), masked, correct) == (0.0, 0, 0)
