@@ -16,7 +16,6 @@ count of batches drawn from these reviews, not counted.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
 import time
@@ -28,6 +27,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from train_throughput import timed_training  # noqa: E402  (this folder, where the script runs from)
 from transformers import DataCollatorForLanguageModeling  # noqa: E402
 
 from sentiment import runtime  # noqa: E402
@@ -82,7 +82,7 @@ def ours_and_whole(texts: list[str], steps: int) -> dict:
 def trainer(texts: list[str], steps: int, bf16: bool) -> dict:
     """(c): the Trainer's real tokens/s over `steps` steps after a warm-up step."""
     from datasets import Dataset
-    from transformers import AutoModelForMaskedLM, Trainer, TrainerCallback, TrainingArguments
+    from transformers import AutoModelForMaskedLM, Trainer, TrainingArguments
 
     model_path = resolve_model(DEFAULT_MODEL)
     tokenizer = load_tokenizer(model_path)
@@ -93,18 +93,9 @@ def trainer(texts: list[str], steps: int, bf16: bool) -> dict:
                              learning_rate=5e-5, max_steps=steps + 1, bf16=bf16, report_to=[], save_strategy="no",
                              train_sampling_strategy="group_by_length", logging_strategy="no", disable_tqdm=True,
                              use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0)
-    timer = {}
-
-    class Clock(TrainerCallback):
-        def on_step_end(self, args, state, control, **kwargs):  # the first step is warm-up
-            if state.global_step == 1:
-                timer["start"] = time.perf_counter()
-
     collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=SETTINGS.mlm_probability)
-    with contextlib.redirect_stdout(sys.stderr):  # the Trainer prints its metrics: stdout stays one JSON
-        Trainer(model=AutoModelForMaskedLM.from_pretrained(model_path), args=args, train_dataset=data,
-                data_collator=collator, callbacks=[Clock()]).train()
-    seconds = time.perf_counter() - timer["start"]
+    seconds = timed_training(Trainer(model=AutoModelForMaskedLM.from_pretrained(model_path), args=args,
+                                     train_dataset=data, data_collator=collator))
     lengths = np.array([len(s) for s in data["input_ids"]])
     # expected real tokens of batches drawn from these reviews
     tokens = steps * SETTINGS.batch_size * float(lengths.mean())

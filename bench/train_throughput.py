@@ -92,6 +92,24 @@ def ours(frame: pd.DataFrame, model_path: str, steps: int, hidden_dropout: float
             "precision": precision, "model": model}
 
 
+def timed_training(trainer) -> float:
+    """Seconds a Hugging Face Trainer takes for its steps after the first (warm-up: first shapes pay kernel set-up);
+    its printed metrics go to stderr, so stdout stays one JSON."""
+    from transformers import TrainerCallback
+
+    timer = {}
+
+    class Clock(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 1:
+                timer["start"] = time.perf_counter()
+
+    trainer.add_callback(Clock())
+    with contextlib.redirect_stdout(sys.stderr):
+        trainer.train()
+    return time.perf_counter() - timer["start"]
+
+
 def trainer(frame: pd.DataFrame, model_path: str, steps: int, best: bool, bf16: bool = True) -> dict:
     from datasets import Dataset
     from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, Trainer, TrainingArguments
@@ -108,19 +126,8 @@ def trainer(frame: pd.DataFrame, model_path: str, steps: int, best: bool, bf16: 
                              logging_strategy="no", disable_tqdm=True, use_cpu=not torch.cuda.is_available(),
                              dataloader_num_workers=0)
     real_lengths = np.array([min(len(tokenizer(t)["input_ids"]), 512) for t in frame["text"]])
-    timer = {}
-
-    from transformers import TrainerCallback
-
-    class Clock(TrainerCallback):
-        def on_step_end(self, args, state, control, **kwargs):  # the first step is warm-up
-            if state.global_step == 1:
-                timer["start"] = time.perf_counter()
-
     collator = DataCollatorWithPadding(tokenizer) if best else None
-    with contextlib.redirect_stdout(sys.stderr):  # the Trainer prints its metrics: stdout stays one JSON
-        Trainer(model=model, args=args, train_dataset=data, data_collator=collator, callbacks=[Clock()]).train()
-    seconds = time.perf_counter() - timer["start"]
+    seconds = timed_training(Trainer(model=model, args=args, train_dataset=data, data_collator=collator))
     tokens = steps * 16 * float(real_lengths.mean())  # expected real tokens of randomly drawn batches
     return {"steps": steps, "seconds": seconds, "real_tokens": tokens, "real_tokens_per_s": tokens / seconds,
             "flags": f"{'bf16' if bf16 else 'fp32'}, group_by_length, dynamic padding" if best
