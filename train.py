@@ -136,16 +136,21 @@ def finish(config: TrainConfig, model: PreTrainedModel, tokenizer: PreTrainedTok
             assess.calibrate_into(folder, splits.validation, config.save_dtype, config.precision,
                                   progress=config.progress, device=config.device)
         predictor = Predictor.from_artifacts(folder, device=config.device, precision=config.precision, verify=False)
-        test_file = Path(config.test_data or config.data).expanduser()
-        test = Labelled(splits.test, f"{splits.source} [test]", sha256_file(test_file) if test_file.is_file() else None)
-        assess.evaluate_into(folder, TEST_EVALUATION, predictor, test, config.test_data or config.data, "test",
-                             progress=config.progress, text_column=config.text_column,
-                             explain_mistakes=config.explain_mistakes)
-        if config.int8:
-            int8_engine_into(folder, predictor, test.frame, config)
-        if config.fairness:
-            assess.fairness_into(folder, predictor, test.frame["text"].tolist(), config.fairness_max_reviews,
-                                 config.seed)
+        if config.test:
+            test_file = Path(config.test_data or config.data).expanduser()
+            test = Labelled(splits.test, f"{splits.source} [test]",
+                            sha256_file(test_file) if test_file.is_file() else None)
+            assess.evaluate_into(folder, TEST_EVALUATION, predictor, test, config.test_data or config.data, "test",
+                                 progress=config.progress, text_column=config.text_column,
+                                 explain_mistakes=config.explain_mistakes)
+            if config.int8:
+                int8_engine_into(folder, predictor, test.frame, config)
+            if config.fairness:
+                assess.fairness_into(folder, predictor, test.frame["text"].tolist(), config.fairness_max_reviews,
+                                     config.seed)
+        else:
+            logging.getLogger(__name__).info("--no-test: the test split is not read (no test evaluation, int8 "
+                                             "engine or fairness probe)")
         if config.behaviour:
             assess.behaviour_into(folder, predictor, config.seed)
 

@@ -169,6 +169,9 @@ class TrainConfig:
     calibrate: bool = option(True, "fit a temperature on the validation split and fold it into the classifier's "
                                    "weights, so every consumer of the folder gets calibrated probabilities")
     explain_mistakes: int = option(200, EXPLAIN_MISTAKES_HELP, valid=NON_NEGATIVE)
+    test: bool = option(True, "evaluate the model on the test split once it is trained; --no-test (recipe search, "
+                              "ablations) reads no test review, so it also skips --fairness and --int8, which need "
+                              "them, and the folder is judged by validation, behaviour and evaluate.py sets alone")
     fairness: bool = option(True, "after the test evaluation, run the identity-term fairness probe (fairness.json)")
     fairness_max_reviews: int = option(300, "test reviews probed per identity category", valid=AT_LEAST_ONE)
     behaviour: bool = option(True, "after the test evaluation, run the behavioural test suite (behaviour.json)")

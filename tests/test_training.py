@@ -201,6 +201,28 @@ def test_a_softer_target_for_negated_negatives_changes_only_what_training_asks_o
     assert any(not torch.equal(weights["1.0"][n], weights["0.6"][n]) for n in weights["1.0"])
 
 
+def test_no_test_scores_no_test_review_and_leaves_a_folder_the_app_serves(small_imdb, tiny_model_dir, tmp_path,
+                                                                           monkeypatch):
+    from sentiment import assess
+    from sentiment.services import Services
+    from sentiment.ui import build_app
+
+    def never(*args, **kwargs):
+        raise AssertionError("--no-test scored the test split")
+
+    monkeypatch.setattr(assess, "evaluate_into", never)
+    monkeypatch.setattr(assess, "fairness_into", never)
+    assert train.main(argv(small_imdb, tiny_model_dir, tmp_path, "--epochs", "1", "--no-test", "--int8")) == 0
+    folder = tmp_path / "artifacts"
+    names = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+    assert {"model.safetensors", "calibration.json", "behaviour.json", "history.json"} <= names
+    assert not any(n.startswith("evaluations/") or n in {"fairness.json", "model.int8.onnx"} for n in names)
+    assert set(verify_manifest(folder)["files"]) == names - {"manifest.json"}
+    services = Services.load(folder, ig_steps=4)
+    assert services.set_names == []
+    build_app(services, ig_steps=4)
+
+
 def _quick_run(small_imdb, tiny_model_dir, folder, *extra):
     quick = ("--epochs", "2", "--save-dtype", "fp32", "--no-fairness", "--no-behaviour", "--explain-mistakes", "0",
              "--no-calibrate")
