@@ -5,11 +5,12 @@
     python evaluate.py --artifacts artifacts --data ../shared/data/imdb --split test --name imdb-test
 
 An evaluation set lands in ARTIFACTS/evaluations/NAME/ (metrics, predictions keyed by row, no text), added to the
-folder's manifest; the app shows every set it finds there. Three commands of their own, each with its own --help:
+folder's manifest; the app shows every set it finds there. Four commands of their own, each with its own --help:
 
     python evaluate.py fairness --artifacts artifacts    # the fairness report, on the test reviews of its training run
     python evaluate.py behaviour --artifacts artifacts   # the behavioural test suite (CheckList-style)
     python evaluate.py int8 --artifacts artifacts        # the int8 ONNX Runtime engine, verified on that test split
+    python evaluate.py compare --artifacts new --against artifacts --name amazon   # two folders on one set
 
 The folder is replaced atomically: a failed run leaves it as it was.
 """
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING
 
 from sentiment.config import (
     BehaviourConfig,
+    CompareConfig,
     EvaluateConfig,
     FairnessConfig,
     Int8Config,
@@ -112,10 +114,20 @@ def int8(config: Int8Config) -> str:
             f"{r['agreement']['mean_abs_difference']:.4f}")
 
 
+def compare(config: CompareConfig) -> str:
+    from sentiment import compare as paired
+    from sentiment.artifacts import verify_manifest
+
+    verify_manifest(config.against)
+    frame, _ = paired.paired_predictions(config.artifacts, config.against, config.name)
+    return paired.summary(config.name, paired.compare(frame, seed=config.seed))
+
+
 # command -> its settings and what runs it (returning a one-line summary); no command: an evaluation set
 COMMANDS: dict[str | None, tuple[type, Callable]] = {
     None: (EvaluateConfig, evaluate_set), "fairness": (FairnessConfig, fairness),
-    "behaviour": (BehaviourConfig, behaviour), "int8": (Int8Config, int8)}
+    "behaviour": (BehaviourConfig, behaviour), "int8": (Int8Config, int8),
+    "compare": (CompareConfig, compare)}
 
 
 def misplaced_command(argv: list[str]) -> str | None:
@@ -143,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     args = parser.parse_args(argv)
-    if not args.progress:
+    if not getattr(args, "progress", True):  # compare runs no model
         import transformers
 
         transformers.utils.logging.disable_progress_bar()
@@ -155,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         config = from_namespace(args, cls)
         from sentiment.artifacts import verify_manifest  # heavy imports only once the flags are valid
 
-        runtime.set_threads(config.num_threads)
+        runtime.set_threads(getattr(config, "num_threads", None))
         verify_manifest(config.artifacts)  # before reading any data: a broken folder is the first thing to know
         summary = job(config)
     except SentimentError as err:

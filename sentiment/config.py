@@ -241,7 +241,7 @@ class EvaluateConfig(FolderConfig):
     def __post_init__(self) -> None:
         if self.name is None or self.data is None:
             raise SentimentError("give --data (the labelled data) and --name (what to call the set), or a command of "
-                                 "its own first: fairness, behaviour or int8 (python evaluate.py --help)")
+                                 "its own first: fairness, behaviour, int8 or compare (python evaluate.py --help)")
         if not EVALUATION_NAME.match(self.name):
             raise SentimentError(f"--name {self.name!r}: use letters, digits, '.', '-' and '_' only (at most 64 "
                                  f"characters), starting with a letter or digit")
@@ -263,6 +263,25 @@ class BehaviourConfig(FolderConfig):
     entities and identity terms, CheckList-style."""
 
     seed: int = option(SEED, "seed of the suite's generator (the same seed gives the same cases)")
+
+
+@dataclass
+class CompareConfig:
+    """Two model folders' stored predictions of the same evaluation set, review by review (no model is run):
+    accuracy with the exact McNemar test, ROC-AUC, the shift of P(positive) and the labels flipped each way, with
+    95 % paired bootstrap intervals; printed, nothing written."""
+
+    artifacts: str = option("artifacts", "the new model folder")
+    against: str | None = option(None, "the model folder to compare it with (the old one)")
+    name: str = option("test", "the evaluation set both folders hold (python evaluate.py --name NAME adds one)")
+    seed: int = option(SEED, "seed of the bootstrap")
+
+    def __post_init__(self) -> None:
+        if self.against is None:
+            raise SentimentError("give --against: the model folder to compare --artifacts with")
+        if not EVALUATION_NAME.match(self.name):
+            raise SentimentError(f"--name {self.name!r} is not an evaluation set's name")
+        check_fields(self)
 
 
 @dataclass
