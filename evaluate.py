@@ -12,7 +12,7 @@ folder's manifest; the app shows every set it finds there. Four commands of thei
     python evaluate.py int8 --artifacts artifacts        # the int8 ONNX Runtime engine, verified on that test split
     python evaluate.py compare --artifacts new --against artifacts --name amazon   # two folders on one set
 
-The folder is replaced atomically: a failed run leaves it as it was.
+The folder is replaced atomically: a failed run leaves it as it was. compare only reads: it writes nothing.
 """
 
 from __future__ import annotations
@@ -119,8 +119,9 @@ def compare(config: CompareConfig) -> str:
     from sentiment.artifacts import verify_manifest
 
     verify_manifest(config.against)
-    frame, _ = paired.paired_predictions(config.artifacts, config.against, config.name)
-    return paired.summary(config.name, paired.compare(frame, seed=config.seed))
+    frame, scored_by = paired.paired_predictions(config.artifacts, config.against, config.name)
+    return paired.summary(config.name, paired.compare(frame, seed=config.seed), config.artifacts, config.against,
+                          scored_by)
 
 
 # command -> its settings and what runs it (returning a one-line summary); no command: an evaluation set

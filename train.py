@@ -149,7 +149,7 @@ def finish(config: TrainConfig, model: PreTrainedModel, tokenizer: PreTrainedTok
                 assess.fairness_into(folder, predictor, test.frame["text"].tolist(), config.fairness_max_reviews,
                                      config.seed)
         else:
-            logging.getLogger(__name__).info("--no-test: the test split is not read (no test evaluation, int8 "
+            logging.getLogger(__name__).info("--no-test: no test review is scored (no test evaluation, int8 "
                                              "engine or fairness probe)")
         if config.behaviour:
             assess.behaviour_into(folder, predictor, config.seed)

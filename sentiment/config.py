@@ -170,11 +170,11 @@ class TrainConfig:
                                    "weights, so every consumer of the folder gets calibrated probabilities")
     explain_mistakes: int = option(200, EXPLAIN_MISTAKES_HELP, valid=NON_NEGATIVE)
     test: bool = option(True, "evaluate the model on the test split once it is trained; --no-test (recipe search, "
-                              "ablations) reads no test review, so it also skips --fairness and --int8, which need "
-                              "them, and the folder is judged by validation, behaviour and evaluate.py sets alone")
+                              "ablations) scores no test review, so it also turns off --fairness and --int8, which "
+                              "do, and the folder is judged by validation, behaviour and evaluate.py sets alone")
     fairness: bool = option(True, "after the test evaluation, run the identity-term fairness probe (fairness.json)")
     fairness_max_reviews: int = option(300, "test reviews probed per identity category", valid=AT_LEAST_ONE)
-    behaviour: bool = option(True, "after the test evaluation, run the behavioural test suite (behaviour.json)")
+    behaviour: bool = option(True, "run the behavioural test suite on the saved model (behaviour.json)")
     int8: bool = option(True, "after the test evaluation, build the int8 ONNX Runtime engine and keep it if it is as "
                               "accurate (within 0.2 points); skipped with a warning where onnxruntime is missing")
     progress: bool = option(True, "show progress bars")
@@ -190,6 +190,8 @@ class TrainConfig:
             raise SentimentError("--crop-targets: only applies with --sentence-crops")
         if self.negated_verdicts and not self.targeted_augmentation:
             raise SentimentError("--negated-verdicts: only applies with --targeted-augmentation")
+        if not self.test:  # recorded as what ran: both score test reviews
+            self.fairness = self.int8 = False
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -273,14 +275,16 @@ class CompareConfig:
 
     artifacts: str = option("artifacts", "the new model folder")
     against: str | None = option(None, "the model folder to compare it with (the old one)")
-    name: str = option("test", "the evaluation set both folders hold (python evaluate.py --name NAME adds one)")
+    name: str | None = option(None, "the evaluation set both folders hold (python evaluate.py --name NAME adds one)")
     seed: int = option(SEED, "seed of the bootstrap")
 
     def __post_init__(self) -> None:
-        if self.against is None:
-            raise SentimentError("give --against: the model folder to compare --artifacts with")
+        if self.against is None or self.name is None:
+            raise SentimentError("give --against (the model folder to compare --artifacts with) and --name (an "
+                                 "evaluation set both hold)")
         if not EVALUATION_NAME.match(self.name):
-            raise SentimentError(f"--name {self.name!r} is not an evaluation set's name")
+            raise SentimentError(f"--name {self.name!r}: an evaluation set's name has letters, digits, '.', '-' and "
+                                 f"'_' only (at most 64 characters); see the folders under ARTIFACTS/evaluations/")
         check_fields(self)
 
 

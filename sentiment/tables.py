@@ -133,7 +133,8 @@ def model_card_markdown(report: dict) -> str:
     trained = "" if averaged else f"{sizes['train']:,} train / "
     lines.append(f"- **Data:** {data}; {trained}{sizes['validation']:,} validation "
                  f"({'grouped by movie' if grouping == 'movie' else 'random'}) / {sizes['test']:,} test reviews"
-                 + (" (the averaged models' split)" if averaged else ""))
+                 + (" (the averaged models' split)" if averaged else "")
+                 + ("" if config.get("test", True) else ", none of them scored (--no-test)"))
     truncation = _md(config["truncation"]) + (f" (head ratio {config['head_ratio']:g})"
                                               if config["truncation"] == "head+tail" else "")
     epochs = config["epochs"]
@@ -156,7 +157,8 @@ def model_card_markdown(report: dict) -> str:
     record = next((e for e in history["epochs"] if e["epoch"] == best), None) if history else None
     if record is not None:
         lines.append(f"- **Best epoch:** {best} of {len(history['epochs'])} "
-                     f"(validation accuracy {record['eval_accuracy']:.4f}), whose weights were tested")
+                     f"(validation accuracy {record['eval_accuracy']:.4f}), whose weights were "
+                     f"{'tested' if config.get('test', True) else 'kept'}")
     calibration = report.get("calibration")
     if calibration is not None:
         lines.append(f"- **Calibration:** temperature {calibration['temperature']:.3f} fitted on the validation split "

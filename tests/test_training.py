@@ -203,7 +203,7 @@ def test_a_softer_target_for_negated_negatives_changes_only_what_training_asks_o
 
 def test_no_test_scores_no_test_review_and_leaves_a_folder_the_app_serves(small_imdb, tiny_model_dir, tmp_path,
                                                                            monkeypatch):
-    from sentiment import assess
+    from sentiment import assess, tables
     from sentiment.services import Services
     from sentiment.ui import build_app
 
@@ -218,8 +218,12 @@ def test_no_test_scores_no_test_review_and_leaves_a_folder_the_app_serves(small_
     assert {"model.safetensors", "calibration.json", "behaviour.json", "history.json"} <= names
     assert not any(n.startswith("evaluations/") or n in {"fairness.json", "model.int8.onnx"} for n in names)
     assert set(verify_manifest(folder)["files"]) == names - {"manifest.json"}
+    stored = json.loads((folder / "training_config.json").read_text())["config"]
+    assert (stored["test"], stored["fairness"], stored["int8"]) == (False, False, False)  # what ran, not what was asked
     services = Services.load(folder, ig_steps=4)
     assert services.set_names == []
+    card = tables.model_card_markdown(services.report)
+    assert "16 test reviews, none of them scored (--no-test)" in card and "whose weights were kept" in card
     build_app(services, ig_steps=4)
 
 
