@@ -59,15 +59,33 @@ def paired_predictions(new: str | Path, old: str | Path, name: str) -> tuple[pd.
     return frame, {"new": _scored_by(a["info"]), "old": _scored_by(b["info"])}
 
 
-def weighted_roc_auc(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> float:
+def weighted_roc_auc(labels: np.ndarray, scores: np.ndarray, weights: np.ndarray,
+                     ranked: tuple[np.ndarray, int] | None = None) -> float:
     """ROC-AUC of reviews counted `weights` times each (a bootstrap draw as counts): the Mann-Whitney statistic
-    with tied scores at their mid-rank, in one pass over scores sorted once, instead of scoring a copied sample."""
-    values, group = np.unique(scores, return_inverse=True)
-    per_score = np.bincount(group, weights=weights, minlength=len(values))
+    with tied scores at their mid-rank, without copying the sample. `ranked`: `np.unique(scores,
+    return_inverse=True)`'s inverse and the number of distinct scores, computed once for many draws."""
+    group, distinct = ranked if ranked is not None else _ranked(scores)
+    per_score = np.bincount(group, weights=weights, minlength=distinct)
     midrank = np.cumsum(per_score) - per_score + (per_score + 1) / 2
     positives = weights * labels
     n1, n0 = positives.sum(), (weights * (1 - labels)).sum()
     return float(((positives * midrank[group]).sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def _ranked(scores: np.ndarray) -> tuple[np.ndarray, int]:
+    values, group = np.unique(scores, return_inverse=True)
+    return group, len(values)
+
+
+def weighted_median(sorted_values: np.ndarray, sorted_weights: np.ndarray) -> float:
+    """np.median of `sorted_values` repeated `sorted_weights` (whole numbers) times each, without repeating them."""
+    ends = np.cumsum(sorted_weights)
+    n = int(ends[-1])
+
+    def at(position: int) -> float:  # the value at a 0-based position of the expanded sample
+        return float(sorted_values[np.searchsorted(ends, position, side="right")])
+
+    return at(n // 2) if n % 2 else (at(n // 2 - 1) + at(n // 2)) / 2
 
 
 def _interval(values: np.ndarray) -> list[float]:
@@ -84,16 +102,18 @@ def compare(frame: pd.DataFrame, seed: int = 0, resamples: int = RESAMPLES) -> d
     right_new, right_old = ((new >= 0.5) == labels).astype(float), ((old >= 0.5) == labels).astype(float)
     fixed, broken = int((right_new > right_old).sum()), int((right_new < right_old).sum())
     shift = new - old
+    ranked_new, ranked_old, order = _ranked(new), _ranked(old), np.argsort(shift)
     rng = np.random.default_rng(seed)
     draws = {"accuracy": [], "roc_auc": [], "median_shift": [], "mean_shift": []}
     n = len(labels)
     while len(draws["accuracy"]) < resamples:
-        counts = rng.multinomial(n, np.full(n, 1 / n)).astype(float)  # a draw of n reviews with replacement
+        counts = np.bincount(rng.integers(0, n, n), minlength=n).astype(float)  # n reviews drawn with replacement
         if (counts * labels).sum() in (0, n):  # a draw of one label has no ROC-AUC
             continue
         draws["accuracy"].append((counts @ right_new - counts @ right_old) / n)
-        draws["roc_auc"].append(weighted_roc_auc(labels, new, counts) - weighted_roc_auc(labels, old, counts))
-        draws["median_shift"].append(np.median(np.repeat(shift, counts.astype(int))))
+        draws["roc_auc"].append(weighted_roc_auc(labels, new, counts, ranked_new)
+                                - weighted_roc_auc(labels, old, counts, ranked_old))
+        draws["median_shift"].append(weighted_median(shift[order], counts[order]))
         draws["mean_shift"].append(counts @ shift / n)
     auc_new, auc_old = roc_auc_score(labels, new), roc_auc_score(labels, old)
     return {

@@ -29,6 +29,7 @@ def browser():
     if not CHROMIUM.exists():
         pytest.skip(f"Debian's Chromium is not at {CHROMIUM}; install it with `apt-get install chromium`")
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip install -r requirements-dev.txt")
+    sync_api.expect.set_options(timeout=TIMEOUT_MS)  # assertions wait as long as actions (their own default: 5 s)
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield browser

@@ -12,7 +12,7 @@ from sklearn.metrics import roc_auc_score
 
 import evaluate
 from sentiment.artifacts import update_atomically, write_evaluation
-from sentiment.compare import compare, paired_predictions, weighted_roc_auc
+from sentiment.compare import compare, paired_predictions, weighted_median, weighted_roc_auc
 from sentiment.errors import SentimentError
 
 # Against HANDMADE_PROBS (mistakes r2, r6, r9): r2 0.7 -> 0.3 and r9 0.45 -> 0.55 are fixed, r7 0.6 -> 0.4 broken.
@@ -57,7 +57,7 @@ def test_the_bootstrap_is_seeded():
     assert compare(frame(NEW_PROBS), seed=3, resamples=100) == compare(frame(NEW_PROBS), seed=3, resamples=100)
 
 
-def test_the_weighted_roc_auc_is_sklearns_on_the_sample_it_counts():
+def test_the_weighted_roc_auc_and_median_are_those_of_the_sample_they_count():
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 2, 300)
     scores = np.round(rng.random(300), 1)  # many ties
@@ -65,6 +65,10 @@ def test_the_weighted_roc_auc_is_sklearns_on_the_sample_it_counts():
     sample = np.repeat(np.arange(300), counts)
     assert weighted_roc_auc(labels, scores, counts.astype(float)) == pytest.approx(
         roc_auc_score(labels[sample], scores[sample]))
+    order = np.argsort(scores)
+    for n in (300, 301):  # an even and an odd expanded sample
+        counts = rng.multinomial(n, np.full(300, 1 / 300))
+        assert weighted_median(scores[order], counts[order]) == np.median(np.repeat(scores, counts))
 
 
 def test_one_label_is_refused():
