@@ -19,6 +19,7 @@ from sentiment.options import (
     option,
     shaping,
 )
+from sentiment.targeted import families_of
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 SEED = 42  # of every command's splits, sampling and generators
@@ -144,6 +145,12 @@ class TrainConfig:
                                                   "negated negatives ('never lousy'): they mean 'not negative', "
                                                   "weaker than praise; 1 is the hard label, at least 0.5",
                                              valid=Range(0.5, 1.0))
+    targeted_families: str | None = shaping(None, "with --targeted-augmentation, only these of its families, "
+                                                  "comma-separated (default: all; an ablation of what each teaches): "
+                                                  "negation, negation outside its scope, negation with material in "
+                                                  "between, contrast, temporal, semantic roles, questions answered, "
+                                                  "kept negations (templates), identity, mined (training-review "
+                                                  "sentences)")
     negated_verdicts: bool = shaping(False, "with --targeted-augmentation, pair each negated negative ('was never "
                                             "lousy') with the same negation of a verdict ('was never worth the "
                                             "ticket'), negative, and that verdict affirmed, positive; mined negations "
@@ -190,6 +197,13 @@ class TrainConfig:
             raise SentimentError("--crop-targets: only applies with --sentence-crops")
         if self.negated_verdicts and not self.targeted_augmentation:
             raise SentimentError("--negated-verdicts: only applies with --targeted-augmentation")
+        if self.targeted_families is not None:
+            if not self.targeted_augmentation:
+                raise SentimentError("--targeted-families: only applies with --targeted-augmentation")
+            try:
+                families_of(self.targeted_families)
+            except SentimentError as err:
+                raise SentimentError(f"--targeted-families: {err}") from None
         if not self.test:  # recorded as what ran: both score test reviews
             self.fairness = self.int8 = False
 

@@ -11,7 +11,7 @@ import pandas as pd
 from sentiment.augment import counterfactual_copies
 from sentiment.config import TrainConfig
 from sentiment.crops import distilled_crops, negation_crops, sentence_crops, teacher_folder
-from sentiment.targeted import targeted_sentences
+from sentiment.targeted import families_of, targeted_sentences
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,8 @@ def augment(train: pd.DataFrame, config: TrainConfig) -> pd.DataFrame:
                  len(train))
     if config.targeted_augmentation:
         extra += targeted_sentences(texts, labels, config.targeted_augmentation, config.seed,
-                                    config.negated_negative_target, config.negated_verdicts)
+                                    config.negated_negative_target, config.negated_verdicts,
+                                    families_of(config.targeted_families))
     if config.sentence_crops or config.negation_crops:
         teacher = teacher_folder(config.crop_teacher, config.model)
     if config.sentence_crops:

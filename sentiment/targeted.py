@@ -78,62 +78,82 @@ KEPT_NEGATIONS: tuple[tuple[str, str, str], ...] = (
 # short sentence" alone would predict "positive" in the training data, and the model learns that shortcut.
 # "not neg": a negated negative ("never lousy"), positive in label but weaker than a positive statement (litotes:
 # "not bad" is not "good"); training may ask it a softer P(positive), `negated_negative_target`.
-TEMPLATES: tuple[tuple[str, str, str | None], ...] = (
-    # negation
-    ("The {n} was never {p}.", "neg", "The {n} was always {p}."),
-    ("Nothing about the {n} was {p}.", "neg", "Everything about the {n} was {p}."),
-    ("I would never call the {n} {p}.", "neg", "I would happily call the {n} {p}."),
-    ("The {n} was by no means {p}.", "neg", "The {n} was in every way {p}."),
-    ("The {n} was never {q}.", "not neg", "The {n} was always {q}."),
-    ("Nothing about the {n} was {q}.", "not neg", "Everything about the {n} was {q}."),
-    ("I would never call the {n} {q}.", "not neg", "I would honestly call the {n} {q}."),
-    ("The {n} was by no means {q}.", "not neg", "The {n} was in every way {q}."),
-    ("Far from {q}, the {n} kept me hooked.", "pos", None), ("Far from {p}, the {n} left me cold.", "neg", None),
+Template = tuple[str, str, str | None]
+# The capability templates by family, in the order a seed's stream draws them from (TEMPLATES below).
+FAMILIES: dict[str, tuple[Template, ...]] = {
+    "negation": (
+        ("The {n} was never {p}.", "neg", "The {n} was always {p}."),
+        ("Nothing about the {n} was {p}.", "neg", "Everything about the {n} was {p}."),
+        ("I would never call the {n} {p}.", "neg", "I would happily call the {n} {p}."),
+        ("The {n} was by no means {p}.", "neg", "The {n} was in every way {p}."),
+        ("The {n} was never {q}.", "not neg", "The {n} was always {q}."),
+        ("Nothing about the {n} was {q}.", "not neg", "Everything about the {n} was {q}."),
+        ("I would never call the {n} {q}.", "not neg", "I would honestly call the {n} {q}."),
+        ("The {n} was by no means {q}.", "not neg", "The {n} was in every way {q}."),
+        ("Far from {q}, the {n} kept me hooked.", "pos", None), ("Far from {p}, the {n} left me cold.", "neg", None),
+    ),
     # negation outside the sentiment word's scope: it flips nothing, so the twin changes the word, not the negation
-    ("I didn't expect much, and the {n} was {q}.", "neg", "I didn't expect much, and the {n} was {p}."),
-    ("I won't lie: the {n} is {q}.", "neg", "I won't lie: the {n} is {p}."),
-    ("No matter what the trailer promised, the {n} was {q}.", "neg",
-     "No matter what the trailer promised, the {n} was {p}."),
-    ("The {n} was {q}, and I could not wait for it to end.", "neg",
-     "The {n} was {p}, and I did not want it to end."),
-    ("Never have I seen a film whose {n} was this {q}.", "neg", "Never have I seen a film whose {n} was this {p}."),
+    "negation outside its scope": (
+        ("I didn't expect much, and the {n} was {q}.", "neg", "I didn't expect much, and the {n} was {p}."),
+        ("I won't lie: the {n} is {q}.", "neg", "I won't lie: the {n} is {p}."),
+        ("No matter what the trailer promised, the {n} was {q}.", "neg",
+         "No matter what the trailer promised, the {n} was {p}."),
+        ("The {n} was {q}, and I could not wait for it to end.", "neg",
+         "The {n} was {p}, and I did not want it to end."),
+        ("Never have I seen a film whose {n} was this {q}.", "neg", "Never have I seen a film whose {n} was this {p}."),
+    ),
     # negation with material in between
-    ("I cannot honestly claim the {n}, for all its ambition, was {p}.", "neg",
-     "I can honestly say the {n}, for all its ambition, was {p}."),
-    ("Nobody could say that the {n}, despite the marketing, is {q}.", "not neg",
-     "Anybody could see that the {n}, despite the marketing, is {q}."),
-    ("I wouldn't say that, even with its budget, the {n} is {p}.", "neg",
-     "I would say that, even with its budget, the {n} is {p}."),
-    ("I wouldn't say that, whatever you may have read, the {n} is {q}.", "not neg",
-     "I would say that, whatever you may have read, the {n} is {q}."),
+    "negation with material in between": (
+        ("I cannot honestly claim the {n}, for all its ambition, was {p}.", "neg",
+         "I can honestly say the {n}, for all its ambition, was {p}."),
+        ("Nobody could say that the {n}, despite the marketing, is {q}.", "not neg",
+         "Anybody could see that the {n}, despite the marketing, is {q}."),
+        ("I wouldn't say that, even with its budget, the {n} is {p}.", "neg",
+         "I would say that, even with its budget, the {n} is {p}."),
+        ("I wouldn't say that, whatever you may have read, the {n} is {q}.", "not neg",
+         "I would say that, whatever you may have read, the {n} is {q}."),
+    ),
     # contrast: the clause that carries the verdict decides
-    ("Although the {n} is {q}, the {n2} is {p}.", "pos", "Although the {n} is {p}, the {n2} is {q}."),
-    ("Though the {n} was {p}, the film is {q} overall.", "neg", "Though the {n} was {q}, the film is {p} overall."),
-    ("The {n} was {q}; still, I found the whole thing {p}.", "pos",
-     "The {n} was {p}; still, I found the whole thing {q}."),
-    ("The {n} is {p}, however the {n2} is {q} and that sinks it.", "neg", None),
-    ("Sure, the {n} is {q}, yet the film as a whole is {p}.", "pos",
-     "Sure, the {n} is {p}, yet the film as a whole is {q}."),
+    "contrast": (
+        ("Although the {n} is {q}, the {n2} is {p}.", "pos", "Although the {n} is {p}, the {n2} is {q}."),
+        ("Though the {n} was {p}, the film is {q} overall.", "neg", "Though the {n} was {q}, the film is {p} overall."),
+        ("The {n} was {q}; still, I found the whole thing {p}.", "pos",
+         "The {n} was {p}; still, I found the whole thing {q}."),
+        ("The {n} is {p}, however the {n2} is {q} and that sinks it.", "neg", None),
+        ("Sure, the {n} is {q}, yet the film as a whole is {p}.", "pos",
+         "Sure, the {n} is {p}, yet the film as a whole is {q}."),
+    ),
     # temporal: the present verdict wins
-    ("I once thought the {n} was {q}; today I see it as {p}.", "pos",
-     "I once thought the {n} was {p}; today I see it as {q}."),
-    ("Years ago I found it {p}, but these days it feels {q}.", "neg",
-     "Years ago I found it {q}, but these days it feels {p}."),
-    ("My first viewing left me thinking it was {q}. Watching it again, it is {p}.", "pos", None),
-    ("I used to find the {n} {p}, and today I consider it {q}.", "neg",
-     "I used to find the {n} {q}, and today I consider it {p}."),
+    "temporal": (
+        ("I once thought the {n} was {q}; today I see it as {p}.", "pos",
+         "I once thought the {n} was {p}; today I see it as {q}."),
+        ("Years ago I found it {p}, but these days it feels {q}.", "neg",
+         "Years ago I found it {q}, but these days it feels {p}."),
+        ("My first viewing left me thinking it was {q}. Watching it again, it is {p}.", "pos", None),
+        ("I used to find the {n} {p}, and today I consider it {q}.", "neg",
+         "I used to find the {n} {q}, and today I consider it {p}."),
+    ),
     # semantic roles: the author's opinion, not others'
-    ("Reviewers called the {n} {q}; to me it was {p}.", "pos", "Reviewers called the {n} {p}; to me it was {q}."),
-    ("My sister thought it was {p}. Personally, I found it {q}.", "neg",
-     "My sister thought it was {q}. Personally, I found it {p}."),
-    ("Some viewers may find the {n} {q}, but I thought it was {p}.", "pos", None),
-    ("The critics raved that it was {p}, yet I found the {n} {q}.", "neg", None),
+    "semantic roles": (
+        ("Reviewers called the {n} {q}; to me it was {p}.", "pos", "Reviewers called the {n} {p}; to me it was {q}."),
+        ("My sister thought it was {p}. Personally, I found it {q}.", "neg",
+         "My sister thought it was {q}. Personally, I found it {p}."),
+        ("Some viewers may find the {n} {q}, but I thought it was {p}.", "pos", None),
+        ("The critics raved that it was {p}, yet I found the {n} {q}.", "neg", None),
+    ),
     # questions answered
-    ("Did I find the {n} {p}? No.", "neg", "Did I find the {n} {p}? Yes."),
-    ("Was the {n} {p}? Not really.", "neg", "Was the {n} {p}? Very much so."),
-    ("Is the {n} {q}? No, not in the slightest.", "not neg", "Is the {n} {q}? Sadly, yes."),
-    ("Did the {n} feel {q}? Never.", "not neg", "Did the {n} feel {q}? Always."),
-) + KEPT_NEGATIONS
+    "questions answered": (
+        ("Did I find the {n} {p}? No.", "neg", "Did I find the {n} {p}? Yes."),
+        ("Was the {n} {p}? Not really.", "neg", "Was the {n} {p}? Very much so."),
+        ("Is the {n} {q}? No, not in the slightest.", "not neg", "Is the {n} {q}? Sadly, yes."),
+        ("Did the {n} feel {q}? Never.", "not neg", "Did the {n} feel {q}? Always."),
+    ),
+    # negations that are the verdict or keep their polarity
+    "kept negations": KEPT_NEGATIONS,
+}
+TEMPLATES: tuple[Template, ...] = tuple(template for family in FAMILIES.values() for template in family)
+# What --targeted-families picks from: the template families, the identity-term sentences and the mined sentences.
+TARGETED_FAMILIES = (*FAMILIES, "identity", "mined")
 # With `negated_verdicts`, each negated negative comes with the same negation of a verdict in words outside the
 # pools, which stays negative ("was never worth the wait"), and that verdict affirmed, positive ("was always worth
 # the wait"): the four sentences differ in what the negation negates and whether there is one, so neither "a
@@ -172,19 +192,34 @@ def _fill(template: str, values: dict[str, str]) -> str:
     return text[0].upper() + text[1:]
 
 
+def families_of(spec: str | None) -> tuple[str, ...] | None:
+    """The families a comma-separated `spec` names (None: all of them), each checked against TARGETED_FAMILIES."""
+    if spec is None:
+        return None
+    names = tuple(name.strip() for name in spec.split(",") if name.strip())
+    unknown = [name for name in names if name not in TARGETED_FAMILIES]
+    if unknown or not names:
+        raise SentimentError(f"{'unknown families ' + ', '.join(map(repr, unknown)) if unknown else 'no family'}; "
+                             f"name one or more of {', '.join(TARGETED_FAMILIES)}, separated by commas")
+    return names
+
+
 def templated(rng: random.Random, count: int, negated_negative_target: float = 1.0,
-              negated_verdicts: bool = False) -> list[Sentence]:
+              negated_verdicts: bool = False, families: Sequence[str] | None = None) -> list[Sentence]:
     """`count` sentences: about five in six from the capability templates (each with its minimal pair where it
     has one, filled with the same words), the rest mentioning identity terms (a filled template once for every
     group of a category, all with the same label). Negated negatives train toward `negated_negative_target`; with
-    `negated_verdicts`, each also comes with its `VERDICT_PAIRS`. Without it, the sentences of a seed are those of
-    earlier versions."""
+    `negated_verdicts`, each also comes with its `VERDICT_PAIRS`. `families` (None: all): only the template
+    families named, and the identity sentences only if "identity" is among them (an ablation of what each family
+    teaches). Without `negated_verdicts` and `families`, the sentences of a seed are those of earlier versions."""
     out: list[Sentence] = []
     target = {"pos": 1.0, "neg": 0.0, "not neg": negated_negative_target}
+    pool = TEMPLATES if families is None else tuple(t for name in FAMILIES if name in families for t in FAMILIES[name])
+    identity = families is None or "identity" in families
 
     def capability_sentences(until: int) -> None:
         while len(out) < until:
-            template, label, twin = rng.choice(TEMPLATES)
+            template, label, twin = rng.choice(pool)
             values = _values(rng)
             out.append((_fill(template, values), int(label != "neg"), target[label]))
             if twin is not None:
@@ -194,15 +229,17 @@ def templated(rng: random.Random, count: int, negated_negative_target: float = 1
                 negated, affirmed = VERDICT_PAIRS[template]
                 out.extend([(_fill(negated, verdict), 0, 0.0), (_fill(affirmed, verdict), 1, 1.0)])
 
-    capability_sentences(count - count // 6)
-    while True:  # whole groups only: a group cut short would leave some of its category's terms out
+    if pool:
+        capability_sentences(count - count // 6 if identity else count)
+    while identity:  # whole groups only: a group cut short would leave some of its category's terms out
         category, label = rng.choice(CATEGORIES), rng.randrange(2)
         adjective = rng.choice(POSITIVE if label else NEGATIVE)
         text = _fill(rng.choice(IDENTITY_TEMPLATES), _values(rng, adjective))
         if len(out) + len(category.phrases) > count:
             break
         out += [(text.replace("{X}", phrase), label, float(label)) for phrase in category.phrases]
-    capability_sentences(count)
+    if pool:
+        capability_sentences(count)
     return out[:count]
 
 
@@ -254,19 +291,25 @@ def mine(texts: Sequence[str], labels: Sequence[int], rng: random.Random, count:
 
 
 def targeted_sentences(texts: Sequence[str], labels: Sequence[int], count: int, seed: int = 0,
-                       negated_negative_target: float = 1.0, negated_verdicts: bool = False) -> list[Sentence]:
+                       negated_negative_target: float = 1.0, negated_verdicts: bool = False,
+                       families: Sequence[str] | None = None) -> list[Sentence]:
     """About `count` sentences for training, half mined from (`texts`, `labels`) and half templated, each with its
     label and the P(positive) training asks of it (the label, but `negated_negative_target` for negated
-    negatives; `negated_verdicts`: see `templated`); the same for a seed, whatever the target. Give only training
-    reviews: nothing of validation or test may reach training."""
+    negatives; `negated_verdicts`: see `templated`); the same for a seed, whatever the target. `families` (None:
+    all; see TARGETED_FAMILIES): only those, all `count` from the mined sentences or from the templates where the
+    other is left out. Give only training reviews: nothing of validation or test may reach training."""
     if count < 1:
         raise SentimentError(f"targeted augmentation needs a positive number of sentences, not {count}")
     if not 0.5 <= negated_negative_target <= 1.0:
         raise SentimentError(f"the target of negated negatives is a P(positive) in [0.5, 1] (they are not negative), "
                              f"not {negated_negative_target}")
     rng = random.Random(seed)
-    mined = mine(texts, labels, rng, count // 2, negated_negative_target, negated_verdicts)
-    out = mined + templated(rng, count - len(mined), negated_negative_target, negated_verdicts)
+    mining = families is None or "mined" in families
+    templating = families is None or any(name != "mined" for name in families)
+    wanted = count // 2 if templating else count
+    mined = mine(texts, labels, rng, wanted, negated_negative_target, negated_verdicts) if mining else []
+    out = mined + (templated(rng, count - len(mined), negated_negative_target, negated_verdicts, families)
+                   if templating else [])
     log.info("targeted augmentation: %d sentences (%d from training reviews, %d from templates)", len(out),
              len(mined), len(out) - len(mined))
     return out

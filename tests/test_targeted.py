@@ -168,6 +168,46 @@ def test_negated_verdicts_reach_training_and_keep_a_seed_and_the_label_balance()
         TrainConfig(negated_verdicts=True)
 
 
+def test_the_families_partition_the_templates_in_their_order():
+    assert targeted.TEMPLATES == tuple(t for family in targeted.FAMILIES.values() for t in family)
+    assert set(targeted.TARGETED_FAMILIES) == {*targeted.FAMILIES, "identity", "mined"}
+
+
+def _template_of(text: str) -> set[str]:
+    """The families whose templates (or twins) could have made `text`: its fixed words, in order."""
+    def fits(template: str) -> bool:
+        pieces = [re.escape(p) for p in re.split(r"\{\w+\}", template)]
+        return re.fullmatch(".+?".join(pieces), text, re.IGNORECASE) is not None
+    return {name for name, family in targeted.FAMILIES.items()
+            for template, _, twin in family for t in (template, twin) if t and fits(t)}
+
+
+def test_chosen_families_give_only_their_sentences():
+    reviews, labels = REVIEWS * 20, LABELS * 20
+    contrast = targeted.targeted_sentences(reviews, labels, 300, seed=1, families=("contrast",))
+    assert len(contrast) == 300 and all(_template_of(text) == {"contrast"} for text, _, _ in contrast)
+    identity = targeted.targeted_sentences(reviews, labels, 300, seed=1, families=("identity",))
+    phrases = {phrase for category in CATEGORIES for phrase in category.phrases}
+    assert identity and all(any(phrase in text for phrase in phrases) for text, _, _ in identity)
+    mined = targeted.targeted_sentences(reviews, labels, 300, seed=1, families=("mined",))
+    everything = targeted.targeted_sentences(reviews, labels, 300, seed=1)
+    assert mined and set(mined) <= {s for s in targeted.mine(reviews, labels, random.Random(1), 300)}
+    assert not any(_template_of(text) for text, _, _ in mined) and len(everything) == 300
+    both = targeted.targeted_sentences(reviews, labels, 300, seed=1, families=("mined", "questions answered"))
+    assert {frozenset(_template_of(text)) for text, _, _ in both} == {frozenset(), frozenset({"questions answered"})}
+    trained = augment(pd.DataFrame({"text": REVIEWS, "labels": LABELS}),
+                      TrainConfig(targeted_augmentation=40, targeted_families="temporal"))
+    assert all(_template_of(text) == {"temporal"} for text in trained["text"].iloc[len(REVIEWS):])
+
+
+@pytest.mark.parametrize(("spec", "message"), [("contrast, foo", "unknown families 'foo'"), (" , ", "no family")])
+def test_unknown_families_are_refused_with_the_names_there_are(spec, message):
+    with pytest.raises(SentimentError, match=f"--targeted-families: {message}; name one or more of negation"):
+        TrainConfig(targeted_augmentation=10, targeted_families=spec)
+    with pytest.raises(SentimentError, match="--targeted-families: only applies with --targeted-augmentation"):
+        TrainConfig(targeted_families="contrast")
+
+
 def test_no_sentences_is_an_error():
     with pytest.raises(SentimentError, match="positive number"):
         targeted.targeted_sentences(REVIEWS, LABELS, 0)
