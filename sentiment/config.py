@@ -216,6 +216,13 @@ def resume_keys(cls: type = TrainConfig) -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(cls) if f.metadata.get("shapes_run"))
 
 
+def check_set_name(name: str) -> None:
+    """--name as an evaluation set's folder name under ARTIFACTS/evaluations/."""
+    if not EVALUATION_NAME.match(name):
+        raise SentimentError(f"--name {name!r}: use letters, digits, '.', '-' and '_' only (at most 64 characters), "
+                             f"starting with a letter or digit")
+
+
 @dataclass
 class FolderConfig:
     """What every evaluate.py command shares: the trained model folder it adds to, the hardware it runs on, and
@@ -258,9 +265,7 @@ class EvaluateConfig(FolderConfig):
         if self.name is None or self.data is None:
             raise SentimentError("give --data (the labelled data) and --name (what to call the set), or a command of "
                                  "its own first: fairness, behaviour, int8 or compare (python evaluate.py --help)")
-        if not EVALUATION_NAME.match(self.name):
-            raise SentimentError(f"--name {self.name!r}: use letters, digits, '.', '-' and '_' only (at most 64 "
-                                 f"characters), starting with a letter or digit")
+        check_set_name(self.name)
         super().__post_init__()
 
 
@@ -296,9 +301,7 @@ class CompareConfig:
         if self.against is None or self.name is None:
             raise SentimentError("give --against (the model folder to compare --artifacts with) and --name (an "
                                  "evaluation set both hold)")
-        if not EVALUATION_NAME.match(self.name):
-            raise SentimentError(f"--name {self.name!r}: an evaluation set's name has letters, digits, '.', '-' and "
-                                 f"'_' only (at most 64 characters); see the folders under ARTIFACTS/evaluations/")
+        check_set_name(self.name)
         check_fields(self)
 
 
