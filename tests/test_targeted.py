@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from sentiment import behaviour, targeted
+from sentiment import targeted_templates as words
 from sentiment.config import TrainConfig
 from sentiment.errors import SentimentError
 from sentiment.lexicon import CATEGORIES
@@ -23,14 +24,14 @@ LABELS = [1, 0, 1, 0, 0, 1]
 
 
 def test_word_pools_and_sentences_are_apart_from_the_suite():
-    assert not set(targeted.POSITIVE) & set(behaviour.POSITIVE)
-    assert not set(targeted.NEGATIVE) & set(behaviour.NEGATIVE)
-    assert not set(targeted.NOUNS) & set(behaviour.NOUNS)
+    assert not set(words.POSITIVE) & set(behaviour.POSITIVE)
+    assert not set(words.NEGATIVE) & set(behaviour.NEGATIVE)
+    assert not set(words.NOUNS) & set(behaviour.NOUNS)
     suite = {case for test in behaviour.build_suite(seed=0, n=50) for item in test.cases
              for case in ((item,) if isinstance(item, str) else item)}
     training = {text for text, _, _ in targeted.templated(random.Random(0), 3000, negated_verdicts=True)}
     assert not suite & training
-    assert not any(verdict in case for verdict in targeted.VERDICTS for case in suite)
+    assert not any(verdict in case for verdict in words.VERDICTS for case in suite)
 
 
 def test_mined_sentences_agree_with_their_review_and_flip_when_negated():
@@ -39,7 +40,7 @@ def test_mined_sentences_agree_with_their_review_and_flip_when_negated():
         "The acting was good.", "The acting wasn't good.", "The acting was not good.",
         "Honestly the plot is really stupid!", "Honestly the plot isn't really stupid!",
         "Honestly the plot is not really stupid!",
-        *(frame.format(clause) for frame in targeted.FRAMES
+        *(frame.format(clause) for frame in words.FRAMES
           for clause in ("the acting was good.", "honestly the plot is really stupid."))}
     for text, label, target in out:
         assert target == label  # hard labels by default
@@ -68,18 +69,18 @@ def test_a_negation_outside_the_sentiment_words_scope_keeps_the_words_label():
     assert scoped and {label for _, label in scoped} == {0, 1}
     for text, label in scoped:
         word = text.rstrip(".").split()[-1]
-        assert label == (1 if word in targeted.POSITIVE else 0), text
+        assert label == (1 if word in words.POSITIVE else 0), text
 
 
 def test_negations_that_keep_their_polarity_come_in_pairs_of_both_labels_that_both_negate():
     negation = re.compile(r"\b(not|never|nobody|don't)\b|n't", re.IGNORECASE)
-    assert {label for _, label, _ in targeted.KEPT_NEGATIONS} == {"pos", "neg"}
-    for template, _, twin in targeted.KEPT_NEGATIONS:
+    assert {label for _, label, _ in words.KEPT_NEGATIONS} == {"pos", "neg"}
+    for template, _, twin in words.KEPT_NEGATIONS:
         assert negation.search(template) and negation.search(twin), template
     out = {text: label for text, label, _ in targeted.templated(random.Random(2), 3000)}
     checked = 0
-    for template, label, twin in targeted.KEPT_NEGATIONS:
-        for noun in targeted.NOUNS:
+    for template, label, twin in words.KEPT_NEGATIONS:
+        for noun in words.NOUNS:
             sentence, other = (targeted._fill(t, {"n": noun}) for t in (template, twin))
             if sentence in out:  # drawn with this noun: its twin with it, the other label
                 assert out[sentence] == int(label == "pos") and out[other] == int(label != "pos"), sentence
@@ -92,7 +93,7 @@ def test_templated_labels_follow_the_verdict_and_identity_groups_share_one_label
     assert len(out) == 1200
     by_text = {text: label for text, label, _ in out}
     assert all(by_text[t] == 0 for t in by_text if t.startswith(("Nothing about", "I would never call"))
-               and any(f" {w}." in t for w in targeted.POSITIVE))
+               and any(f" {w}." in t for w in words.POSITIVE))
     assert all(by_text[t] == 1 for t in by_text if t.startswith("Is the") and t.endswith("not in the slightest."))
     for category in CATEGORIES:
         first = category.phrases[0]
@@ -121,14 +122,14 @@ _NEGATION = re.compile(r"\b(?:not|no|never|nothing|nobody)\b|n't", re.IGNORECASE
 
 
 def _framed(text: str) -> bool:
-    return text.startswith(tuple(frame.split("{")[0] for frame in targeted.FRAMES))
+    return text.startswith(tuple(frame.split("{")[0] for frame in words.FRAMES))
 
 
 def test_verdicts_hold_no_pool_word_and_no_negation_and_pair_with_every_negated_negative_template():
-    for verdict in targeted.VERDICTS:
+    for verdict in words.VERDICTS:
         assert not targeted._POOL_WORD.search(verdict) and not targeted._NEGATORS.search(verdict), verdict
-    assert {t for t, label, _ in targeted.TEMPLATES if label == "not neg"} == set(targeted.VERDICT_PAIRS)
-    for negated, affirmed in targeted.VERDICT_PAIRS.values():
+    assert {t for t, label, _ in words.TEMPLATES if label == "not neg"} == set(words.VERDICT_PAIRS)
+    for negated, affirmed in words.VERDICT_PAIRS.values():
         assert "{v}" in negated and "{v}" in affirmed and "{q}" not in negated + affirmed
         assert _NEGATION.search(negated) and not _NEGATION.search(affirmed), affirmed
 
@@ -146,7 +147,7 @@ def test_each_negated_negative_comes_with_a_negated_and_an_affirmed_verdict():
         assert len(negated_negatives) > 3
         for j in negated_negatives[:-1]:  # the last may be cut off
             (negated, *kind_negated), (affirmed, *kind_affirmed) = out[j + 1 + twin], out[j + 2 + twin]
-            verdict = next(v for v in targeted.VERDICTS if v in negated)
+            verdict = next(v for v in words.VERDICTS if v in negated)
             assert verdict in affirmed and kind_negated == [0, 0.0] and kind_affirmed == [1, 1.0]
             assert _NEGATION.search(negated) and not _NEGATION.search(affirmed), affirmed
             if out is mined:  # the same sentence and the same negation, the verdict in the sentiment word's place
@@ -163,14 +164,14 @@ def test_negated_verdicts_reach_training_and_keep_a_seed_and_the_label_balance()
     assert abs(share[0] - share[1]) < 0.02  # verdicts come in pairs of both labels
     out = augment(pd.DataFrame({"text": REVIEWS, "labels": LABELS}),
                   TrainConfig(targeted_augmentation=300, negated_verdicts=True))
-    assert any(verdict in text for verdict in targeted.VERDICTS for text in out["text"])
+    assert any(verdict in text for verdict in words.VERDICTS for text in out["text"])
     with pytest.raises(SentimentError, match="--negated-verdicts: only applies with --targeted-augmentation"):
         TrainConfig(negated_verdicts=True)
 
 
 def test_the_families_partition_the_templates_in_their_order():
-    assert targeted.TEMPLATES == tuple(t for family in targeted.FAMILIES.values() for t in family)
-    assert set(targeted.TARGETED_FAMILIES) == {*targeted.FAMILIES, "identity", "mined"}
+    assert words.TEMPLATES == tuple(t for family in words.FAMILIES.values() for t in family)
+    assert set(words.TARGETED_FAMILIES) == {*words.FAMILIES, "identity", "mined"}
 
 
 def _template_of(text: str) -> set[str]:
@@ -178,7 +179,7 @@ def _template_of(text: str) -> set[str]:
     def fits(template: str) -> bool:
         pieces = [re.escape(p) for p in re.split(r"\{\w+\}", template)]
         return re.fullmatch(".+?".join(pieces), text, re.IGNORECASE) is not None
-    return {name for name, family in targeted.FAMILIES.items()
+    return {name for name, family in words.FAMILIES.items()
             for template, _, twin in family for t in (template, twin) if t and fits(t)}
 
 
@@ -235,9 +236,9 @@ def test_negated_negatives_train_toward_the_softer_target_and_nothing_else_does(
                      "The music was not lame."}
     assert negated_mined & {t for t, _, _ in soft} and negated_mined & {t for t, _, _ in soft} <= softened
     assert not {"The cast wasn't good.", "The cast was not good."} & softened  # a negated positive stays hard
-    assert any(t.startswith("Nothing about the") and any(f" {w}." in t for w in targeted.NEGATIVE) for t in softened)
+    assert any(t.startswith("Nothing about the") and any(f" {w}." in t for w in words.NEGATIVE) for t in softened)
     assert not any(t.startswith("Everything about the") for t in softened)  # its twin: a hard negative
-    assert all(any(f" {w}" in t for w in targeted.NEGATIVE) for t in softened)  # every one negates a negative word
+    assert all(any(f" {w}" in t for w in words.NEGATIVE) for t in softened)  # every one negates a negative word
     for bad in (0.4, 1.1):
         with pytest.raises(SentimentError, match=r"\[0.5, 1\]"):
             targeted.targeted_sentences(reviews, [0, 1, 0, 1], 10, negated_negative_target=bad)
