@@ -1,7 +1,6 @@
-"""The int8 engine: the trained classifier exported to ONNX (torch.onnx, dynamo exporter), with ONNX Runtime's
-transformer optimizer's attention, layer-norm and GELU fusions, quantised dynamically to int8 (weights per channel),
-and kept in the folder only once it is verified against the torch model on the test split. Integrated gradients
-stay on the torch model.
+"""The int8 engine: the trained classifier as an int8 ONNX graph (`sentiment.onnx_export`: ONNX Runtime's fusions,
+dynamic int8 quantisation), kept in the folder only once it is verified against the torch model on the test split.
+Integrated gradients stay on the torch model.
 
 The graph starts after the word-embedding lookup: the Predictor looks the rows up in the torch model's own table
 and feeds them as `inputs_embeds`, so the folder does not hold its largest matrix twice (about 12 MB instead of 24).
@@ -12,8 +11,6 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import math
-import tempfile
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -28,14 +25,13 @@ from sentiment import runtime
 from sentiment.artifacts import ENGINE_INFO, read_json, sha256_file, write_json
 from sentiment.errors import SentimentError
 from sentiment.evaluation import calibration
-from sentiment.modeling import first_position_logits, takes_first_position_path
+from sentiment.onnx_export import OPSET, export_int8
 
 log = logging.getLogger(__name__)
 
 ENGINE_FILE = "model.int8.onnx"
 WEIGHTS = "model.safetensors"
 MAX_ACCURACY_DROP = 0.002  # 0.2 points on the test split, else the engine is not kept
-OPSET = 18
 
 
 def onnxruntime_available() -> bool:
@@ -45,85 +41,6 @@ def onnxruntime_available() -> bool:
 def missing_packages() -> list[str]:
     """What building an engine needs and this environment lacks (serving needs only onnxruntime)."""
     return [name for name in ("onnxruntime", "onnx", "onnxscript") if importlib.util.find_spec(name) is None]
-
-
-UNMASKED_ATTENTION = "sentiment_unmasked"  # the attention the graph is exported with (see `_unmasked_attention`)
-
-
-def _unmasked_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
-    """softmax(QK^T / sqrt(d)) V with no mask: the engine runs one unpadded review at a time, so every position is
-    real. Written in the plain form ONNX Runtime's optimizer fuses into one Attention node (quantised as QAttention,
-    the three projections one int8 matrix product); transformers' own eager attention scales by a product and adds
-    a mask built in a form the optimizer does not match, which left each layer three int8 projections and two float
-    matrix products, with their reshapes and transposes, as separate nodes."""
-    if attention_mask is not None:
-        raise ValueError("the int8 engine's attention takes no mask: it runs one unpadded review at a time")
-    if scaling is not None and not math.isclose(scaling, query.size(-1) ** -0.5, rel_tol=1e-6):
-        # the fused node scales by 1/sqrt(head size), as BERT does; a model that scales otherwise is not exported
-        raise ValueError(f"the int8 engine's attention scales by 1/sqrt(head size), this model by {scaling}")
-    scores = torch.matmul(query, key.transpose(2, 3)) / math.sqrt(query.size(-1))
-    weights = torch.softmax(scores, dim=-1)
-    return torch.matmul(weights, value).transpose(1, 2).contiguous(), weights
-
-
-class _FromEmbeddings(torch.nn.Module):
-    """The classifier from word embeddings on: position and type embeddings, encoder, head."""
-
-    def __init__(self, model: PreTrainedModel) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, inputs_embeds: torch.Tensor) -> torch.Tensor:
-        return self.model(inputs_embeds=inputs_embeds).logits
-
-
-class _BertFromEmbeddings(_FromEmbeddings):
-    """The same for BERT, with the last layer at the first position only, the one row the pooler reads
-    (`modeling.first_position_logits`)."""
-
-    def forward(self, inputs_embeds: torch.Tensor) -> torch.Tensor:
-        return first_position_logits(self.model, inputs_embeds=inputs_embeds)
-
-
-def _exportable(model: PreTrainedModel) -> _FromEmbeddings:
-    """The graph to export: BERT's sequence classifier with its shortcut, any other model whole."""
-    return (_BertFromEmbeddings if takes_first_position_path(model) else _FromEmbeddings)(model)
-
-
-def export_int8(model: PreTrainedModel, path: Path) -> None:
-    """Write the int8 ONNX graph of `model` (left as it was) to `path`."""
-    import copy
-
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-    from onnxruntime.transformers.optimizer import optimize_model
-    from transformers import AttentionInterface
-
-    AttentionInterface.register(UNMASKED_ATTENTION, _unmasked_attention)
-    fp32 = copy.deepcopy(model).to(device="cpu", dtype=torch.float32).eval()
-    fp32.set_attn_implementation(UNMASKED_ATTENTION)
-    config = fp32.config
-    graph = _exportable(fp32).eval()
-    # BERT's last layer is written out at one position, which the optimizer does not fuse (nor need to)
-    fusible = config.num_hidden_layers - (1 if isinstance(graph, _BertFromEmbeddings) else 0)
-    batch, length = torch.export.Dim("batch"), torch.export.Dim("length", max=config.max_position_embeddings)
-    with tempfile.TemporaryDirectory() as tmp:
-        exported, fused = Path(tmp) / "fp32.onnx", Path(tmp) / "fused.onnx"
-        torch.onnx.export(graph, (torch.randn(2, 16, config.hidden_size),), exported,
-                          input_names=["inputs_embeds"], output_names=["logits"], opset_version=OPSET, dynamo=True,
-                          external_data=False, dynamic_shapes={"inputs_embeds": {0: batch, 1: length}})
-        optimized = optimize_model(str(exported), model_type="bert", num_heads=config.num_attention_heads,
-                                   hidden_size=config.hidden_size)
-        fusions = optimized.get_fused_operator_statistics()
-        if fusions.get("Attention", 0) != fusible:  # a new exporter or optimizer: say so, still valid
-            log.warning("int8 engine: ONNX Runtime fused %d of %d attention layers; the engine is slower, not wrong",
-                        fusions.get("Attention", 0), fusible)
-        optimized.save_model_to_file(str(fused))
-        previous = logging.root.manager.disable
-        logging.disable(logging.INFO)  # the quantiser logs a line per tensor to the root logger
-        try:
-            quantize_dynamic(fused, path, weight_type=QuantType.QInt8, per_channel=True)
-        finally:
-            logging.disable(previous)
 
 
 class Int8Engine:

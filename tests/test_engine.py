@@ -12,7 +12,7 @@ import transformers
 
 import evaluate
 from sentiment import engine as engine_module
-from sentiment import runtime
+from sentiment import onnx_export, runtime
 from sentiment.artifacts import read_json, verify_manifest, write_json
 from sentiment.engine import ENGINE_FILE, ENGINE_INFO, build_engine, load_engine
 from sentiment.errors import SentimentError
@@ -57,7 +57,7 @@ def test_a_review_gets_the_same_engine_answer_alone_and_among_others(tiny_artifa
     # Dynamic int8 quantisation scales activations over the whole input: batched, a review's answer would depend
     # on its batchmates and their padding, and the live page would not serve what the verification measured.
     predictor = Predictor.from_artifacts(tiny_artifacts, device="cpu", precision="fp32")
-    engine_module.export_int8(predictor.model, tmp_path / ENGINE_FILE)
+    onnx_export.export_int8(predictor.model, tmp_path / ENGINE_FILE)
     # two threads: one review runs on a two-thread session, a bulk call on two one-thread sessions side by side
     engine = engine_module.Int8Engine(tmp_path / ENGINE_FILE, engine_module.word_embeddings(predictor.model),
                                       threads=2)
@@ -75,26 +75,26 @@ def test_a_review_gets_the_same_engine_answer_alone_and_among_others(tiny_artifa
 def test_the_engine_graph_fuses_attention_and_takes_no_mask(tiny_artifacts, tmp_path):
     onnx = pytest.importorskip("onnx")
     predictor = Predictor.from_artifacts(tiny_artifacts, device="cpu", precision="fp32")
-    engine_module.export_int8(predictor.model, tmp_path / ENGINE_FILE)
+    onnx_export.export_int8(predictor.model, tmp_path / ENGINE_FILE)
     graph = onnx.load(tmp_path / ENGINE_FILE).graph
     ops = [node.op_type for node in graph.node]
     # Q, K and V one int8 product in every layer but the last, which is computed at the first position only
     assert ops.count("QAttention") == predictor.model.config.num_hidden_layers - 1
     assert [graph_input.name for graph_input in graph.input] == ["inputs_embeds"]
     # the model it was exported from keeps its own attention
-    assert predictor.model.config._attn_implementation != engine_module.UNMASKED_ATTENTION
+    assert predictor.model.config._attn_implementation != onnx_export.UNMASKED_ATTENTION
     with pytest.raises(ValueError, match="takes no mask"):
-        engine_module._unmasked_attention(None, *torch.zeros(3, 1, 2, 4, 8), attention_mask=torch.zeros(1, 1, 4, 4))
+        onnx_export._unmasked_attention(None, *torch.zeros(3, 1, 2, 4, 8), attention_mask=torch.zeros(1, 1, 4, 4))
     with pytest.raises(ValueError, match="scales by 1/sqrt"):  # head size 8: BERT would scale by 8 ** -0.5
-        engine_module._unmasked_attention(None, *torch.zeros(3, 1, 2, 4, 8), attention_mask=None, scaling=1.0)
+        onnx_export._unmasked_attention(None, *torch.zeros(3, 1, 2, 4, 8), attention_mask=None, scaling=1.0)
 
 
 def test_bert_is_exported_with_its_first_position_path_and_any_other_model_whole(tiny_artifacts):
     model = Predictor.from_artifacts(tiny_artifacts, device="cpu", precision="fp32").model
-    assert isinstance(engine_module._exportable(model), engine_module._BertFromEmbeddings)
+    assert isinstance(onnx_export._exportable(model), onnx_export._BertFromEmbeddings)
     distilbert = transformers.DistilBertForSequenceClassification(transformers.DistilBertConfig(
         vocab_size=50, dim=16, n_layers=1, n_heads=2, hidden_dim=32))
-    assert type(engine_module._exportable(distilbert)) is engine_module._FromEmbeddings
+    assert type(onnx_export._exportable(distilbert)) is onnx_export._FromEmbeddings
 
 
 def test_a_failing_bulk_call_stops_its_workers_and_reaches_the_caller(int8_artifacts, monkeypatch):
