@@ -3,9 +3,12 @@
     python evaluate.py --artifacts artifacts --data ../shared/data/transfer/kotzias_amazon.parquet --name amazon
     python evaluate.py --artifacts artifacts --data reviews.csv --text-column body --label-column stars_ok --name ours
     python evaluate.py --artifacts artifacts --data ../shared/data/imdb --split test --name imdb-test
+    python evaluate.py --artifacts artifacts --data ../shared/data/imdb --split validation --name validation
 
 An evaluation set lands in ARTIFACTS/evaluations/NAME/ (metrics, predictions keyed by row, no text), added to the
-folder's manifest; the app shows every set it finds there. Four commands of their own, each with its own --help:
+folder's manifest; the app shows every set it finds there. With the data train.py was given, --split validation
+is the reviews its run held out for validation (the set to compare recipes on). Four commands of their own, each
+with its own --help:
 
     python evaluate.py fairness --artifacts artifacts    # the fairness report, on the test reviews of its training run
     python evaluate.py behaviour --artifacts artifacts   # the behavioural test suite (CheckList-style)
@@ -27,18 +30,42 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sentiment.config import (
+from sentiment.errors import SentimentError
+from sentiment.evaluate_config import (
     BehaviourConfig,
     CompareConfig,
     EvaluateConfig,
     FairnessConfig,
     Int8Config,
 )
-from sentiment.errors import SentimentError
 from sentiment.options import add_arguments, flag_name, from_namespace, is_switch
 
 if TYPE_CHECKING:
     from sentiment.data import Labelled
+
+
+def stored_run(config: EvaluateConfig, why: str | None) -> dict | None:
+    """The stored config of the folder's training run, or None where it has none (`why`: the error to raise then,
+    or None to allow it)."""
+    from sentiment.artifacts import TRAINING_CONFIG, read_json
+
+    path = Path(config.artifacts) / TRAINING_CONFIG
+    if path.is_file():
+        return read_json(path)["config"]
+    if why is not None:
+        raise SentimentError(f"{config.artifacts} has no {TRAINING_CONFIG}: {why}")
+    return None
+
+
+def own_split(stored: dict, split: str, source: str, max_samples: int | None, seed: int) -> Labelled:
+    """The training run's own `split` (test or validation), rebuilt from its stored config as train.py split them."""
+    from sentiment.artifacts import sha256_file
+    from sentiment.data import Labelled, config_splits, sample
+
+    splits = config_splits(stored)
+    file = Path(source).expanduser()
+    return Labelled(sample(getattr(splits, split), max_samples, seed), f"{splits.source} [{split}]",
+                    sha256_file(file) if file.is_file() else None)
 
 
 def own_test(config: EvaluateConfig) -> Labelled | None:
@@ -46,13 +73,9 @@ def own_test(config: EvaluateConfig) -> Labelled | None:
     recomputed on the same reviews, rebuilt from the stored config as train.py split them (one file's test split
     is a fifth of it, not every row), never replaced by another set under that name. None: the folder has no
     training record, so the set given is loaded as any other."""
-    from sentiment.artifacts import TRAINING_CONFIG, read_json, sha256_file
-    from sentiment.data import Labelled, config_splits
-
-    path = Path(config.artifacts) / TRAINING_CONFIG
-    if not path.is_file():
+    stored = stored_run(config, None)
+    if stored is None:
         return None
-    stored = read_json(path)["config"]
     source = stored.get("test_data") or stored.get("data")
     same = (source is not None and Path(config.data).resolve() == Path(source).resolve()
             and config.max_samples is None and (config.split == "test" or stored.get("test_data")))
@@ -60,9 +83,20 @@ def own_test(config: EvaluateConfig) -> Labelled | None:
         raise SentimentError(f"--name test holds {config.artifacts}'s own test evaluation, made by train.py on "
                              f"{source!r}; give this set another --name (for example imdb-test), or pass --data "
                              f"{source} with the default --split test and no --max-samples to recompute that one")
-    splits = config_splits(stored)
-    file = Path(source).expanduser()
-    return Labelled(splits.test, f"{splits.source} [test]", sha256_file(file) if file.is_file() else None)
+    return own_split(stored, "test", source, None, config.seed)
+
+
+def own_validation(config: EvaluateConfig) -> Labelled | None:
+    """--split validation on the folder's own training data: the reviews its training run held out to pick its epoch
+    and fit its temperature, rebuilt from the stored config as train.py split them. It is the set to compare recipes
+    and ablations on, which the test split must not decide. None: other data, whose own validation split (where it
+    has one) is loaded as any other split."""
+    stored = stored_run(config, "which reviews its training run held out for validation is unknown; evaluate it on "
+                                "labelled data of its own instead")
+    source = stored.get("data")
+    if Path(config.data).resolve() != Path(source).resolve():
+        return None
+    return own_split(stored, "validation", source, config.max_samples, config.seed)
 
 
 def evaluate_set(config: EvaluateConfig) -> str:
@@ -71,6 +105,8 @@ def evaluate_set(config: EvaluateConfig) -> str:
     from sentiment.data import load_labelled
 
     data = own_test(config) if config.name == "test" else None
+    if data is None and config.split == "validation":
+        data = own_validation(config)
     if data is None:
         data = load_labelled(config.data, config.split, config.text_column, config.label_column, config.label_map,
                              config.max_samples, config.seed)

@@ -55,6 +55,56 @@ def test_the_own_test_split_of_one_file_is_the_fifth_train_py_held_out(tiny_mode
     assert set(pd.read_parquet(test / "predictions.parquet")["key"]) == set(trained["key"])
 
 
+
+def test_the_own_validation_split_is_the_one_the_temperature_was_fitted_on(tiny_artifacts, small_imdb, tmp_path):
+    """--split validation on the run's own data: the reviews train.py held out, scored as calibration scored them."""
+    import pandas as pd
+
+    from sentiment.artifacts import load_evaluation_set
+    from sentiment.data import config_splits
+    from sentiment.services import _texts
+
+    folder = tmp_path / "artifacts"
+    shutil.copytree(tiny_artifacts, folder)
+    assert evaluate.main(["--artifacts", str(folder), "--data", str(small_imdb), "--split", "validation",
+                          "--name", "validation", "--explain-mistakes", "0", *CPU]) == 0
+    verify_manifest(folder)
+    evaluation = read_json(folder / "evaluations" / "validation" / "evaluation.json")
+    metrics = read_json(folder / "evaluations" / "validation" / "metrics.json")
+    calibration = read_json(folder / "calibration.json")
+    assert metrics["n"] == calibration["n"] == 5 and evaluation["data"].endswith("[validation]")
+    assert metrics["ece"] == pytest.approx(calibration["after"]["ece"], abs=1e-4)  # the folded weights, saved
+    assert metrics["log_loss"] == pytest.approx(calibration["after"]["log_loss"], abs=1e-4)
+    validation = config_splits(read_json(folder / "training_config.json")["config"]).validation
+    rows = pd.read_parquet(folder / "evaluations" / "validation" / "predictions.parquet")["row"]
+    assert sorted(rows) == sorted(validation["row"])
+    texts, note = _texts(load_evaluation_set(folder, "validation"), None)  # the app's error cases: from train
+    assert set(texts.values()) == set(validation["text"]) and "5 of 5" in note
+
+
+def test_validation_of_other_data_is_that_data_s_own_split(tiny_artifacts, review_tables, tmp_path, capsys):
+    folder = tmp_path / "artifacts"
+    shutil.copytree(tiny_artifacts, folder)
+    other = tmp_path / "other"
+    other.mkdir()
+    review_tables[0].head(8).to_parquet(other / "train.parquet")
+    review_tables[1].head(8).to_parquet(other / "test.parquet")
+    assert evaluate.main(["--artifacts", str(folder), "--data", str(other), "--split", "validation",
+                          "--name", "other", *CPU]) == 2
+    assert "has no 'validation' split" in capsys.readouterr().err
+
+
+def test_the_own_validation_split_needs_the_training_record(tiny_artifacts, small_imdb, tmp_path, capsys):
+    from sentiment.artifacts import write_manifest
+
+    folder = tmp_path / "artifacts"
+    shutil.copytree(tiny_artifacts, folder)
+    (folder / "training_config.json").unlink()
+    write_manifest(folder)
+    assert evaluate.main(["--artifacts", str(folder), "--data", str(small_imdb), "--split", "validation",
+                          "--name", "validation", *CPU]) == 2
+    assert "has no training_config.json" in capsys.readouterr().err
+
 @pytest.mark.parametrize(("argv", "message"), [
     (["fairness", "--fairness-max-reviews", "0"], "--fairness-max-reviews: must be at least 1, not 0"),
     (["int8", "--precision", "int8"], "--precision: must be one of auto, bf16, fp16, fp32, not 'int8'"),
