@@ -68,6 +68,15 @@ def own_split(stored: dict, split: str, source: str, max_samples: int | None, se
                     sha256_file(file) if file.is_file() else None)
 
 
+def data_identity(data: str) -> str:
+    """What a --data argument names: a hub data set by its id (as the loader reads an alias that is not a local
+    path), else the absolute path."""
+    from sentiment.sources import HUB_ALIASES
+
+    path = Path(data).expanduser()
+    return HUB_ALIASES[data] if data in HUB_ALIASES and not path.exists() else str(path.resolve())
+
+
 def own_test(config: EvaluateConfig) -> Labelled | None:
     """"test" is the training run's own test evaluation (the dashboard shows it as the model's result): it may be
     recomputed on the same reviews, rebuilt from the stored config as train.py split them (one file's test split
@@ -76,44 +85,50 @@ def own_test(config: EvaluateConfig) -> Labelled | None:
     stored = stored_run(config, None)
     if stored is None:
         return None
-    source = stored.get("test_data") or stored.get("data")
-    same = (source is not None and Path(config.data).resolve() == Path(source).resolve()
-            and config.max_samples is None and (config.split == "test" or stored.get("test_data")))
+    source = stored.get("test_data") or stored["data"]
+    same = (data_identity(config.data) == data_identity(source) and config.max_samples is None
+            and (config.split == "test" or stored.get("test_data")))
     if not same:
+        other = "validation" if config.split == "validation" else "imdb-test"
         raise SentimentError(f"--name test holds {config.artifacts}'s own test evaluation, made by train.py on "
-                             f"{source!r}; give this set another --name (for example imdb-test), or pass --data "
+                             f"{source!r}; give this set another --name (for example {other}), or pass --data "
                              f"{source} with the default --split test and no --max-samples to recompute that one")
     return own_split(stored, "test", source, None, config.seed)
 
 
-def own_validation(config: EvaluateConfig) -> Labelled | None:
-    """--split validation on the folder's own training data: the reviews its training run held out to pick its epoch
-    and fit its temperature, rebuilt from the stored config as train.py split them. It is the set to compare recipes
-    and ablations on, which the test split must not decide. None: other data, whose own validation split (where it
-    has one) is loaded as any other split."""
-    stored = stored_run(config, "which reviews its training run held out for validation is unknown; evaluate it on "
-                                "labelled data of its own instead")
-    source = stored.get("data")
-    if Path(config.data).resolve() != Path(source).resolve():
-        return None
+def own_validation(config: EvaluateConfig) -> Labelled:
+    """--split validation: the reviews the folder's training run held out of its training data to pick its epoch
+    and fit its temperature, rebuilt from the stored config as train.py split them; the set to compare recipes and
+    ablations on, which the test split must not decide. (No data set this project loads has a validation split of
+    its own: train.py always holds one out.)"""
+    stored = stored_run(config, "--split validation is the reviews its training run held out, and which those "
+                                "were is unknown; evaluate it with --split test, or on other labelled data")
+    source = stored["data"]
+    if data_identity(config.data) != data_identity(source):
+        raise SentimentError(f"--split validation is the reviews {config.artifacts}'s training run held out of the "
+                             f"--data it was given, {source!r} (a path as seen from where train.py ran): pass that "
+                             f"data as it is found from here, or pick --split test")
     return own_split(stored, "validation", source, config.max_samples, config.seed)
 
 
 def evaluate_set(config: EvaluateConfig) -> str:
     """Score the folder's model on the labelled set and store the evaluation under its name."""
     from sentiment import assess
+    from sentiment.config import stored_setting
     from sentiment.data import load_labelled
 
     data = own_test(config) if config.name == "test" else None
     if data is None and config.split == "validation":
         data = own_validation(config)
+    # the run's own reviews are rebuilt with the text column it was trained with; the app reads them back by it
+    text_column = config.text_column if data is None else stored_setting(stored_run(config, None), "text_column")
     if data is None:
         data = load_labelled(config.data, config.split, config.text_column, config.label_column, config.label_map,
                              config.max_samples, config.seed)
     r = assess.store_evaluation(config.artifacts, config.name, data, config.data, config.split,
                                 device=config.device, precision=config.precision,
                                 tokens_per_batch=config.tokens_per_batch, progress=config.progress,
-                                text_column=config.text_column, explain_mistakes=config.explain_mistakes)
+                                text_column=text_column, explain_mistakes=config.explain_mistakes)
     low, high = r["accuracy_ci"]
     return (f"{config.name}: n {r['n']:,}, accuracy {r['accuracy']:.4f} [{low:.4f}, {high:.4f}], ROC-AUC "
             f"{r['roc_auc']:.4f}, macro F1 {r['macro']['f1']:.4f}, ECE {r['ece']:.4f}; stored in "

@@ -263,15 +263,12 @@ def texts_by_key(data: str, split: str = "test", text_column: str | None = None)
     has no splits (its rows are all keyed, and the join keeps those the predictions name). A training run's own
     validation reviews (evaluate.py --split validation) are read from the train split they were held out of."""
     path = Path(data).expanduser()
+    split = "train" if split == "validation" else split  # no data set here has one: train.py holds it out of train
     table = split_file(path, split) if path.is_dir() else None
-    if table is None and split == "validation" and path.is_dir():
-        table = split_file(path, "train")
     if table is not None:
         frame, source = read_table(table), str(table)
     else:
         raw, source = load_raw(data)
-        if split == "validation" and split not in raw and "train" in raw:
-            split = "train"
         if split not in raw and len(raw) > 1:
             raise SentimentError(f"{source}: has no {split} split")
         frame = raw[split] if split in raw else next(iter(raw.values()))

@@ -52,9 +52,9 @@ class EvaluateConfig(FolderConfig):
     data: str | None = option(None, DATA_HELP)
     name: str | None = option(None, "name of the evaluation set, its folder under ARTIFACTS/evaluations/ (letters, "
                                     "digits, '.', '-', '_'); the same name again replaces it")
-    split: str = option("test", "which split of a data set with splits (hub, folder, aclImdb); ignored for one file, "
-                                "except validation: on the folder's own training data (the --data train.py was "
-                                "given), the reviews its run held out for validation, rebuilt as it split them")
+    split: str = option("test", "which split of a data set with splits (hub, folder, aclImdb; one file is all its "
+                                "rows), or validation: the reviews the folder's training run held out of the --data "
+                                "it was given (give that data), rebuilt as it split them")
     text_column: str | None = option(None, "column holding the text (default: detected among text, review, "
                                            "sentence, content)")
     label_column: str | None = option(None, "column holding the label (default: detected among label, labels, "

@@ -29,8 +29,9 @@ log = logging.getLogger(__name__)
 TOP_COLUMNS = ["pushes toward", "word", "attribution"]
 ALL_COHORTS = "all reviews"
 DATA_HINT = ("Review texts are not shipped with the app. The app reads them from where each evaluation set's data "
-             "was when it was evaluated; for the training run's own test set, start the app with `--data PATH` "
-             "(or set `SENTIMENT_DATA`) pointing at a copy: a folder with test.parquet, an aclImdb folder or "
+             "was when it was evaluated; for the training run's own test and validation sets, start the app with "
+             "`--data PATH` (or set `SENTIMENT_DATA`) pointing at a copy: a folder with test.parquet (train.parquet "
+             "for validation, which is held out of it), an aclImdb folder or "
              "aclImdb_v1.tar.gz, the one CSV/JSONL/Parquet file it was trained on, or `--data imdb` where the "
              "Hugging Face hub is reachable.")
 
@@ -80,7 +81,8 @@ class Services:
         report = load_report(artifacts)
         texts, messages = {}, {}
         for name, evaluation_set in report["evaluations"].items():
-            texts[name], messages[name] = _texts(evaluation_set, data if name == TEST_EVALUATION else None)
+            own = name == TEST_EVALUATION or evaluation_set["info"].get("split") == "validation"  # the run's data
+            texts[name], messages[name] = _texts(evaluation_set, data if own else None)
         return cls(predictor, Explainer(predictor, n_steps=ig_steps), report, texts, messages,
                    LanguageGuesser.load())
 

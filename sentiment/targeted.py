@@ -5,9 +5,9 @@ Nothing here is shared with the suite in `sentiment.behaviour`: the templates, t
 are other ones (a test checks that the word pools are disjoint), so the suite grades what training generalised,
 not its own training data. Identity terms are the lexicon's (the attribute itself), in other templates.
 
-- mined: sentences of training reviews whose sentiment word (from the pools below) agrees with the review's
-  label, kept as they are (short texts), negated ("was good" -> "wasn't good", label flipped) and embedded in a
-  negating frame with material in between ("I would not say that ..." , label flipped);
+- mined: sentences of training reviews whose sentiment word (from the pools of `targeted_templates`) agrees with
+  the review's label, kept as they are (short texts), negated ("was good" -> "wasn't good", label flipped) and
+  embedded in a negating frame with material in between ("I would not say that ..." , label flipped);
 - templated: negation (also outside the sentiment word's scope, where it flips nothing, and negations that are the
   verdict or keep their polarity, such as "I won't be watching it again"), contrast, temporal change,
   the author's opinion against others', questions answered, and sentiment sentences mentioning identity terms,

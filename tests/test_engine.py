@@ -286,7 +286,10 @@ def test_the_cpu_share_tells_a_busy_process_from_a_waiting_one():
     while time.perf_counter() < end:  # one thread busy
         pass
     busy = runtime.cpu_share_since(started, threads=1)
-    assert runtime.cpu_share_since(started, threads=4) == pytest.approx(busy / 4, rel=0.05)  # one of four threads
+    cpu, wall = runtime.cpu_clock()
+    half = (cpu - 1.0, wall - 2.0)  # one CPU second in two wall seconds
+    assert runtime.cpu_share_since(half, threads=1) == pytest.approx(0.5, abs=0.01)
+    assert runtime.cpu_share_since(half, threads=4) == pytest.approx(0.125, abs=0.01)  # of four threads
     started = runtime.cpu_clock()
     time.sleep(0.2)  # the cores were somebody else's
     waiting = runtime.cpu_share_since(started, threads=1)

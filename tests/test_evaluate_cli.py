@@ -55,7 +55,6 @@ def test_the_own_test_split_of_one_file_is_the_fifth_train_py_held_out(tiny_mode
     assert set(pd.read_parquet(test / "predictions.parquet")["key"]) == set(trained["key"])
 
 
-
 def test_the_own_validation_split_is_the_one_the_temperature_was_fitted_on(tiny_artifacts, small_imdb, tmp_path):
     """--split validation on the run's own data: the reviews train.py held out, scored as calibration scored them."""
     import pandas as pd
@@ -82,16 +81,51 @@ def test_the_own_validation_split_is_the_one_the_temperature_was_fitted_on(tiny_
     assert set(texts.values()) == set(validation["text"]) and "5 of 5" in note
 
 
-def test_validation_of_other_data_is_that_data_s_own_split(tiny_artifacts, review_tables, tmp_path, capsys):
-    folder = tmp_path / "artifacts"
-    shutil.copytree(tiny_artifacts, folder)
-    other = tmp_path / "other"
-    other.mkdir()
-    review_tables[0].head(8).to_parquet(other / "train.parquet")
-    review_tables[1].head(8).to_parquet(other / "test.parquet")
-    assert evaluate.main(["--artifacts", str(folder), "--data", str(other), "--split", "validation",
+def test_validation_of_other_data_is_refused_with_the_data_the_run_was_given(tiny_artifacts, review_tables, tmp_path,
+                                                                           capsys):
+    """No data set this project loads has a validation split of its own: other data is not quietly scored whole."""
+    other = tmp_path / "other.csv"
+    review_tables[0].head(8).to_csv(other, index=False)
+    before = sorted(p.name for p in (tiny_artifacts / "evaluations").iterdir())
+    assert evaluate.main(["--artifacts", str(tiny_artifacts), "--data", str(other), "--split", "validation",
                           "--name", "other", *CPU]) == 2
-    assert "has no 'validation' split" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert "held out of the --data it was given" in error and "small_imdb" in error and "--split test" in error
+    assert sorted(p.name for p in (tiny_artifacts / "evaluations").iterdir()) == before
+
+
+def test_a_hub_alias_and_a_relative_path_name_the_data_they_resolve_to(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert evaluate.data_identity("imdb") == evaluate.data_identity("stanfordnlp/imdb") == "stanfordnlp/imdb"
+    (tmp_path / "imdb").mkdir()  # a local folder of that name is what the loader reads
+    assert evaluate.data_identity("imdb") == str(tmp_path / "imdb") == evaluate.data_identity(str(tmp_path / "imdb"))
+
+
+def test_the_own_validation_split_of_one_file_keeps_its_text_column(tiny_model_dir, review_tables, tmp_path):
+    """A run trained on one file under another text column: its validation reviews are rebuilt and read back
+    (the app's error cases) by that column, and --max-samples takes a stratified sample of them."""
+    import pandas as pd
+
+    import train
+    from sentiment.artifacts import load_evaluation_set
+    from sentiment.services import _texts
+
+    reviews = tmp_path / "reviews.csv"
+    pd.concat(review_tables, ignore_index=True).rename(columns={"text": "body"}).to_csv(reviews, index=False)
+    folder = tmp_path / "artifacts"
+    assert train.main(["--data", str(reviews), "--text-column", "body", "--model", str(tiny_model_dir),
+                       "--output-dir", str(folder), "--checkpoint-dir", str(tmp_path / "checkpoints"),
+                       "--max-steps", "1", "--batch-size", "8", "--max-length", "64", "--validation-split", "0.25",
+                       "--no-int8", "--no-fairness", "--no-behaviour", *CPU]) == 0
+    argv = ["--artifacts", str(folder), "--data", str(reviews), "--split", "validation", "--explain-mistakes", "0"]
+    assert evaluate.main([*argv, "--name", "validation", *CPU]) == 0
+    assert evaluate.main([*argv, "--name", "some", "--max-samples", "4", *CPU]) == 0
+    whole, some = (load_evaluation_set(folder, name) for name in ("validation", "some"))
+    assert whole["info"]["text_column"] == "body" and len(whole["predictions"]) == 13  # a quarter of 51
+    texts, note = _texts(whole, None)
+    assert len(texts) == 13 and "13 of 13" in note
+    assert len(some["predictions"]) == 4 and set(some["predictions"]["row"]) <= set(whole["predictions"]["row"])
+    assert sorted(some["predictions"]["labels"]) == [0, 0, 1, 1]
 
 
 def test_the_own_validation_split_needs_the_training_record(tiny_artifacts, small_imdb, tmp_path, capsys):
@@ -103,7 +137,9 @@ def test_the_own_validation_split_needs_the_training_record(tiny_artifacts, smal
     write_manifest(folder)
     assert evaluate.main(["--artifacts", str(folder), "--data", str(small_imdb), "--split", "validation",
                           "--name", "validation", *CPU]) == 2
-    assert "has no training_config.json" in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert "has no training_config.json" in error and "--split test" in error
+
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["fairness", "--fairness-max-reviews", "0"], "--fairness-max-reviews: must be at least 1, not 0"),
