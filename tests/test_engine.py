@@ -287,7 +287,7 @@ def test_the_cpu_share_tells_a_busy_process_from_a_waiting_one():
         pass
     busy = runtime.cpu_share_since(started, threads=1)
     cpu, wall = runtime.cpu_clock()
-    half = (cpu - 1.0, wall - 2.0)  # one CPU second in two wall seconds
+    half = (cpu - 10.0, wall - 20.0)  # ten CPU seconds in twenty wall seconds: a stall between readings is noise
     assert runtime.cpu_share_since(half, threads=1) == pytest.approx(0.5, abs=0.01)
     assert runtime.cpu_share_since(half, threads=4) == pytest.approx(0.125, abs=0.01)  # of four threads
     started = runtime.cpu_clock()
