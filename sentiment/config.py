@@ -19,7 +19,7 @@ from sentiment.options import (
     option,
     shaping,
 )
-from sentiment.targeted import families_of
+from sentiment.targeted_templates import families_of
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 SEED = 42  # of every command's splits, sampling and generators

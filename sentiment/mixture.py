@@ -11,7 +11,8 @@ import pandas as pd
 from sentiment.augment import counterfactual_copies
 from sentiment.config import TrainConfig
 from sentiment.crops import distilled_crops, negation_crops, sentence_crops, teacher_folder
-from sentiment.targeted import families_of, targeted_sentences
+from sentiment.targeted import targeted_sentences
+from sentiment.targeted_templates import families_of
 
 log = logging.getLogger(__name__)
 

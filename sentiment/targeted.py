@@ -30,7 +30,6 @@ from sentiment.targeted_templates import (
     NEGATIVE,
     NOUNS,
     POSITIVE,
-    TARGETED_FAMILIES,
     TEMPLATES,
     VERDICT_PAIRS,
     VERDICTS,
@@ -61,18 +60,6 @@ def _values(rng: random.Random, adjective: str | None = None) -> dict[str, str]:
 def _fill(template: str, values: dict[str, str]) -> str:
     text = template.format(**values)
     return text[0].upper() + text[1:]
-
-
-def families_of(spec: str | None) -> tuple[str, ...] | None:
-    """The families a comma-separated `spec` names (None: all of them), each checked against TARGETED_FAMILIES."""
-    if spec is None:
-        return None
-    names = tuple(name.strip() for name in spec.split(",") if name.strip())
-    unknown = [name for name in names if name not in TARGETED_FAMILIES]
-    if unknown or not names:
-        raise SentimentError(f"{'unknown families ' + ', '.join(map(repr, unknown)) if unknown else 'no family'}; "
-                             f"name one or more of {', '.join(TARGETED_FAMILIES)}, separated by commas")
-    return names
 
 
 def templated(rng: random.Random, count: int, negated_negative_target: float = 1.0,

@@ -1,6 +1,6 @@
 """The words and templates of the targeted augmentation (`sentiment.targeted`): sentiment words, nouns, negating
 frames, the capability templates by family (each with its label and minimal pair), the verdicts and the identity
-templates.
+templates; and `families_of`, the check of --targeted-families' names against them.
 
 None of them is shared with the behavioural suite in `sentiment.behaviour` (a test checks that the word pools are
 disjoint), so the suite grades what training generalised, not its own training data. The order of every tuple is
@@ -8,6 +8,8 @@ part of a seed's stream of sentences: add at the end, do not reorder.
 """
 
 from __future__ import annotations
+
+from sentiment.errors import SentimentError
 
 POSITIVE = ("good", "enjoyable", "entertaining", "amazing", "outstanding", "impressive", "memorable", "funny",
             "perfect", "solid", "terrific", "lovely", "powerful", "stunning", "compelling", "fascinating",
@@ -151,3 +153,15 @@ VERDICT_PAIRS = {
 }
 IDENTITY_TEMPLATES = ("As {X}, I found the {n} {a}.", "The {n}, which follows {X} in a small town, is {a}.",
                       "I watched it with {X}, and the {n} was {a}.")
+
+
+def families_of(spec: str | None) -> tuple[str, ...] | None:
+    """The families a comma-separated `spec` names (None: all of them), each checked against TARGETED_FAMILIES."""
+    if spec is None:
+        return None
+    names = tuple(name.strip() for name in spec.split(",") if name.strip())
+    unknown = [name for name in names if name not in TARGETED_FAMILIES]
+    if unknown or not names:
+        raise SentimentError(f"{'unknown families ' + ', '.join(map(repr, unknown)) if unknown else 'no family'}; "
+                             f"name one or more of {', '.join(TARGETED_FAMILIES)}, separated by commas")
+    return names
