@@ -4,11 +4,13 @@
     python evaluate.py --artifacts artifacts --data reviews.csv --text-column body --label-column stars_ok --name ours
     python evaluate.py --artifacts artifacts --data ../shared/data/imdb --split test --name imdb-test
     python evaluate.py --artifacts artifacts --data ../shared/data/imdb --split validation --name validation
+    python evaluate.py --artifacts artifacts --data ../shared/data/imdb --split validation-sentences --name valsent
 
 An evaluation set lands in ARTIFACTS/evaluations/NAME/ (metrics, predictions keyed by row, no text), added to the
 folder's manifest; the app shows every set it finds there. With the data train.py was given, --split validation
-is the reviews its run held out for validation (the set to compare recipes on). Four commands of their own, each
-with its own --help:
+is the reviews its run held out for validation (the set to compare recipes on), and --split validation-sentences
+one sentence cut from each of them (a short-text screen inside validation; its labels are its reviews'). Four
+commands of their own, each with its own --help:
 
     python evaluate.py fairness --artifacts artifacts    # the fairness report, on the test reviews of its training run
     python evaluate.py behaviour --artifacts artifacts   # the behavioural test suite (CheckList-style)
@@ -89,7 +91,7 @@ def own_test(config: EvaluateConfig) -> Labelled | None:
     same = (data_identity(config.data) == data_identity(source) and config.max_samples is None
             and (config.split == "test" or stored.get("test_data")))
     if not same:
-        other = "validation" if config.split == "validation" else "imdb-test"
+        other = "validation" if config.split.startswith("validation") else "imdb-test"
         raise SentimentError(f"--name test holds {config.artifacts}'s own test evaluation, made by train.py on "
                              f"{source!r}; give this set another --name (for example {other}), or pass --data "
                              f"{source} with the default --split test and no --max-samples to recompute that one")
@@ -100,25 +102,34 @@ def own_validation(config: EvaluateConfig) -> Labelled:
     """--split validation: the reviews the folder's training run held out of its training data to pick its epoch
     and fit its temperature, rebuilt from the stored config as train.py split them; the set to compare recipes and
     ablations on, which the test split must not decide. (No data set this project loads has a validation split of
-    its own: train.py always holds one out.)"""
-    stored = stored_run(config, "--split validation is the reviews its training run held out, and which those "
-                                "were is unknown; evaluate it with --split test, or on other labelled data")
+    its own: train.py always holds one out.) --split validation-sentences: one sentence cut from each of them with
+    its review's label (`crops.sentence_set`, --seed), to compare recipes on short texts without the transfer sets
+    that judge them."""
+    from sentiment.crops import sentence_set
+    from sentiment.data import VALIDATION_SENTENCES, Labelled, sample
+
+    stored = stored_run(config, f"--split {config.split} is cut from the reviews its training run held out, and "
+                                "which those were is unknown; evaluate it with --split test, or on other labelled data")
     source = stored["data"]
     if data_identity(config.data) != data_identity(source):
-        raise SentimentError(f"--split validation is the reviews {config.artifacts}'s training run held out of the "
-                             f"--data it was given, {source!r} (a path as seen from where train.py ran): pass that "
-                             f"data as it is found from here, or pick --split test")
-    return own_split(stored, "validation", source, config.max_samples, config.seed)
+        raise SentimentError(f"--split {config.split} is cut from the reviews {config.artifacts}'s training run held "
+                             f"out of the --data it was given, {source!r} (a path as seen from where train.py ran): "
+                             f"pass that data as it is found from here, or pick --split test")
+    if config.split != VALIDATION_SENTENCES:
+        return own_split(stored, "validation", source, config.max_samples, config.seed)
+    reviews = own_split(stored, "validation", source, None, config.seed)
+    return Labelled(sample(sentence_set(reviews.frame, config.seed), config.max_samples, config.seed),
+                    f"{reviews.source}, one sentence of each", reviews.sha256)
 
 
 def evaluate_set(config: EvaluateConfig) -> str:
     """Score the folder's model on the labelled set and store the evaluation under its name."""
     from sentiment import assess
     from sentiment.config import stored_setting
-    from sentiment.data import load_labelled
+    from sentiment.data import VALIDATION_SENTENCES, load_labelled
 
     data = own_test(config) if config.name == "test" else None
-    if data is None and config.split == "validation":
+    if data is None and config.split in ("validation", VALIDATION_SENTENCES):
         data = own_validation(config)
     # the run's own reviews are rebuilt with the text column it was trained with; the app reads them back by it
     text_column = config.text_column if data is None else stored_setting(stored_run(config, None), "text_column")

@@ -16,6 +16,9 @@ import random
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
 from sentiment.artifacts import MANIFEST
 from sentiment.errors import SentimentError
 from sentiment.lexicon import NEGATION  # negation crops hold one: "it did not work", "I couldn't stop laughing"
@@ -36,7 +39,13 @@ def cut(texts: Sequence[str], labels: Sequence[int], rng: random.Random, count: 
     """At most `count` distinct crops, each 1 to `max_sentences` consecutive sentences of one review (4 to 60 words)
     with the review's label, and only those `keep` accepts where it is given: one per review in random order, then
     another round while more are wanted (at most `MAX_ROUNDS`); the same for a seed."""
-    split = [[s.strip() for s in SENTENCE_BREAK.split(text) if s and s.strip()] for text in texts]
+    return [(crop, int(labels[i])) for crop, i in cut_indexed(texts, rng, count, max_sentences, keep)]
+
+
+def cut_indexed(texts: Sequence[str], rng: random.Random, count: int, max_sentences: int = MAX_SENTENCES,
+                keep: Callable[[str], bool] | None = None) -> list[tuple[str, int]]:
+    """`cut`'s crops, each with the index of the review it was cut from (the same crops for the same seed)."""
+    split = [sentences(text) for text in texts]
     order = [i for i in range(len(texts)) if split[i]]
     seen: set[str] = set()
     out: list[tuple[str, int]] = []
@@ -49,8 +58,25 @@ def cut(texts: Sequence[str], labels: Sequence[int], rng: random.Random, count: 
             crop = " ".join(split[i][start:start + rng.randint(1, max_sentences)])
             if MIN_WORDS <= len(crop.split()) <= MAX_WORDS and crop not in seen and (keep is None or keep(crop)):
                 seen.add(crop)
-                out.append((crop, int(labels[i])))
+                out.append((crop, i))
     return out
+
+
+def sentences(text: str) -> list[str]:
+    """The sentences of a review as crops are cut from it (line breaks are sentence breaks)."""
+    return [s.strip() for s in SENTENCE_BREAK.split(text) if s and s.strip()]
+
+
+def sentence_set(frame: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """A short-text set cut from a labelled set of reviews (`text`, `labels`, `row`, metadata): one sentence of 4 to
+    60 words from each review in random order, then a second from some while there are fewer sentences than reviews
+    (`cut`'s rounds), each with its review's label and metadata and numbered in cut order. The labels are noisy: a
+    sentence of a positive review may be plot summary, or its one complaint."""
+    picked = cut_indexed(frame["text"].tolist(), random.Random(seed), len(frame), max_sentences=1)
+    if not picked:
+        raise SentimentError("none of these reviews has a sentence of 4 to 60 words to cut")
+    rows = frame.iloc[[i for _, i in picked]].reset_index(drop=True)
+    return rows.assign(text=[crop for crop, _ in picked], row=np.arange(len(picked)))
 
 
 def teacher_folder(teacher: str | None, model: str) -> Path:

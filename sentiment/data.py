@@ -29,6 +29,9 @@ MAX_METADATA_CHARS = 40
 MAX_CATEGORIES = 50
 MOVIE_COLUMNS = ("movie", "movie_id")  # which movie a review is about: validation keeps each movie on one side
 
+# evaluate.py's short-text set inside a training run's validation split: one sentence cut from each held-out review
+VALIDATION_SENTENCES = "validation-sentences"
+
 
 @dataclass
 class Splits:
@@ -261,16 +264,23 @@ def texts_by_key(data: str, split: str = "test", text_column: str | None = None)
 
     A folder needs only that split's file: the app serves test texts without the training data. One table file
     has no splits (its rows are all keyed, and the join keeps those the predictions name). A training run's own
-    validation reviews (evaluate.py --split validation) are read from the train split they were held out of."""
+    validation reviews (evaluate.py --split validation) are read from the train split they were held out of, and
+    the sentences cut from them (--split validation-sentences) from that split's reviews cut into sentences."""
     path = Path(data).expanduser()
-    split = "train" if split == "validation" else split  # no data set here has one: train.py holds it out of train
-    table = split_file(path, split) if path.is_dir() else None
+    # no data set here has a validation split: train.py holds it out of train
+    wanted = "train" if split in ("validation", VALIDATION_SENTENCES) else split
+    table = split_file(path, wanted) if path.is_dir() else None
     if table is not None:
         frame, source = read_table(table), str(table)
     else:
         raw, source = load_raw(data)
-        if split not in raw and len(raw) > 1:
-            raise SentimentError(f"{source}: has no {split} split")
-        frame = raw[split] if split in raw else next(iter(raw.values()))
+        if wanted not in raw and len(raw) > 1:
+            raise SentimentError(f"{source}: has no {wanted} split")
+        frame = raw[wanted] if wanted in raw else next(iter(raw.values()))
     column = find_column(frame, text_column if text_column in frame.columns else None, TEXT_COLUMNS, "text", source)
-    return {review_key(t): t for t in frame[column].astype(str)}
+    texts = frame[column].astype(str)
+    if split == VALIDATION_SENTENCES:  # a set's sentences are among every sentence of the reviews it was cut from
+        from sentiment.crops import sentences
+
+        return {review_key(s): s for text in texts for s in sentences(text)}
+    return {review_key(t): t for t in texts}

@@ -53,8 +53,9 @@ class EvaluateConfig(FolderConfig):
     name: str | None = option(None, "name of the evaluation set, its folder under ARTIFACTS/evaluations/ (letters, "
                                     "digits, '.', '-', '_'); the same name again replaces it")
     split: str = option("test", "which split of a data set with splits (hub, folder, aclImdb; one file is all its "
-                                "rows), or validation: the reviews the folder's training run held out of the --data "
-                                "it was given (give that data), rebuilt as it split them")
+                                "rows); validation: the reviews the folder's training run held out of the --data "
+                                "it was given (give that data), rebuilt as it split them; validation-sentences: one "
+                                "sentence cut from each of those, labelled as its review (--seed picks them)")
     text_column: str | None = option(None, "column holding the text (default: detected among text, review, "
                                            "sentence, content)")
     label_column: str | None = option(None, "column holding the label (default: detected among label, labels, "
@@ -66,7 +67,7 @@ class EvaluateConfig(FolderConfig):
     explain_mistakes: int = option(200, EXPLAIN_MISTAKES_HELP, valid=NON_NEGATIVE)
     tokens_per_batch: int = option(TORCH_TOKENS_PER_BATCH, "token budget of one inference batch (padded tokens; "
                                                              "fastest measured on CPUs)", valid=AT_LEAST_ONE)
-    seed: int = option(SEED, "seed of --max-samples")
+    seed: int = option(SEED, "seed of --max-samples and of the sentences of --split validation-sentences")
 
     def __post_init__(self) -> None:
         if self.name is None or self.data is None:

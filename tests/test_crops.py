@@ -49,6 +49,29 @@ def test_crops_are_consecutive_sentences_of_one_review_with_its_label():
     assert crops.cut(REVIEWS, LABELS, random.Random(0), 100) == out
 
 
+def test_indexed_crops_name_the_review_each_was_cut_from():
+    indexed = crops.cut_indexed(REVIEWS, random.Random(5), 50, max_sentences=2)
+    assert [(text, LABELS[i]) for text, i in indexed] == crops.cut(REVIEWS, LABELS, random.Random(5), 50, 2)
+    assert all(text in REVIEWS[i] for text, i in indexed)
+
+
+def test_a_sentence_set_holds_a_sentence_of_each_review_with_its_label_and_metadata():
+    texts = [f"Review {i} opens with this. Review {i} then says more! Review {i} ends on this one." for i in range(6)]
+    frame = pd.DataFrame({"text": texts + ["Too short.", "Far too short!"], "labels": LABELS[:6] + [0, 1],
+                          "row": range(10, 18), "movie": [f"m{i}" for i in range(8)]})
+    out = crops.sentence_set(frame, seed=3)
+    assert out["row"].tolist() == list(range(len(out))) and len(out) == 8  # as many as reviews: two from some
+    assert out.columns.tolist() == frame.columns.tolist()
+    by_movie = dict(zip(frame["movie"], zip(frame["text"], frame["labels"], strict=True), strict=True))
+    for text, label, movie in zip(out["text"], out["labels"], out["movie"], strict=True):
+        review, review_label = by_movie[movie]
+        assert text in crops.sentences(review) and label == review_label
+    assert {"m6", "m7"}.isdisjoint(out["movie"])  # their one sentence is under four words
+    assert out.equals(crops.sentence_set(frame, seed=3))
+    with pytest.raises(SentimentError, match="4 to 60 words"):
+        crops.sentence_set(frame.iloc[6:], seed=3)
+
+
 def test_only_crops_the_teacher_agrees_with_are_kept_half_of_each_label(teacher):
     out = crops.sentence_crops([r.replace("Sentence two of it", f"Sentence two of review {i}")
                                 for i, r in enumerate(REVIEWS)], LABELS, 100, teacher, seed=0)

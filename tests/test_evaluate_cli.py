@@ -81,16 +81,52 @@ def test_the_own_validation_split_is_the_one_the_temperature_was_fitted_on(tiny_
     assert set(texts.values()) == set(validation["text"]) and "5 of 5" in note
 
 
+def test_the_validation_sentences_are_one_sentence_of_each_held_out_review(tiny_artifacts, small_imdb, tmp_path):
+    """--split validation-sentences: a sentence of each review the run held out, labelled as its review, picked by
+    --seed, and read back by the app from the train split's reviews."""
+    import pandas as pd
+
+    from sentiment.artifacts import load_evaluation_set
+    from sentiment.crops import MAX_WORDS, MIN_WORDS, sentences
+    from sentiment.data import config_splits
+    from sentiment.services import _texts
+    from sentiment.sources import review_key
+
+    folder = tmp_path / "artifacts"
+    shutil.copytree(tiny_artifacts, folder)
+    argv = ["--artifacts", str(folder), "--data", str(small_imdb), "--split", "validation-sentences",
+            "--explain-mistakes", "0", *CPU]
+    for name, seed in (("sentences", "42"), ("again", "42"), ("other", "7")):
+        assert evaluate.main([*argv, "--name", name, "--seed", seed]) == 0
+    verify_manifest(folder)
+    validation = config_splits(read_json(folder / "training_config.json")["config"]).validation
+    labels_of: dict[str, set[int]] = {}  # a sentence of the fixture's reviews may recur in reviews of either label
+    for text, label in zip(validation["text"], validation["labels"], strict=True):
+        for sentence in sentences(text):
+            labels_of.setdefault(review_key(sentence), set()).add(label)
+    sets = {name: load_evaluation_set(folder, name) for name in ("sentences", "again", "other")}
+    found = sets["sentences"]["predictions"].sort_values("row")
+    assert len(found) == len(validation) == 5 and found["row"].tolist() == list(range(5))
+    assert all(label in labels_of[key] for key, label in zip(found["key"], found["labels"], strict=True))
+    assert sets["again"]["predictions"].sort_values("row")["key"].tolist() == found["key"].tolist()
+    assert set(sets["other"]["predictions"]["key"]) != set(found["key"])  # another seed, other sentences
+    texts, note = _texts(sets["sentences"], None)
+    assert "5 of 5" in note and all(MIN_WORDS <= len(texts[key].split()) <= MAX_WORDS for key in found["key"])
+    assert sets["sentences"]["info"]["data"].endswith("[validation], one sentence of each")
+    assert pd.Series(list(texts.values())).isin(validation["text"]).sum() == 0  # sentences, not whole reviews
+
+
 def test_validation_of_other_data_is_refused_with_the_data_the_run_was_given(tiny_artifacts, review_tables, tmp_path,
                                                                            capsys):
     """No data set this project loads has a validation split of its own: other data is not quietly scored whole."""
     other = tmp_path / "other.csv"
     review_tables[0].head(8).to_csv(other, index=False)
     before = sorted(p.name for p in (tiny_artifacts / "evaluations").iterdir())
-    assert evaluate.main(["--artifacts", str(tiny_artifacts), "--data", str(other), "--split", "validation",
-                          "--name", "other", *CPU]) == 2
-    error = capsys.readouterr().err
-    assert "held out of the --data it was given" in error and "small_imdb" in error and "--split test" in error
+    for split in ("validation", "validation-sentences"):
+        assert evaluate.main(["--artifacts", str(tiny_artifacts), "--data", str(other), "--split", split,
+                              "--name", "other", *CPU]) == 2
+        error = capsys.readouterr().err
+        assert "held out of the --data it was given" in error and "small_imdb" in error and "--split test" in error
     assert sorted(p.name for p in (tiny_artifacts / "evaluations").iterdir()) == before
 
 
