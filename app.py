@@ -23,8 +23,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="folder written by train.py (env SENTIMENT_ARTIFACTS)")
     parser.add_argument("--data", default=env("SENTIMENT_DATA", "imdb" if on_space else None),
                         help="where the error explorer reads the texts of the training run's test set and of its "
-                             "validation set where evaluate.py added one (others are read from where they were "
-                             "evaluated): " + DATA_HELP +
+                             "validation sets where evaluate.py added them (its reviews, its sentences; others are "
+                             "read from where they were evaluated): " + DATA_HELP +
                              " (env SENTIMENT_DATA; default: the hub on a Space, where the set was evaluated from "
                              "elsewhere)")
     parser.add_argument("--host", default=env("GRADIO_SERVER_NAME", "127.0.0.1"), help="env GRADIO_SERVER_NAME")

@@ -9,8 +9,8 @@
 An evaluation set lands in ARTIFACTS/evaluations/NAME/ (metrics, predictions keyed by row, no text), added to the
 folder's manifest; the app shows every set it finds there. With the data train.py was given, --split validation
 is the reviews its run held out for validation (the set to compare recipes on), and --split validation-sentences
-one sentence cut from each of them (a short-text screen inside validation; its labels are its reviews'). Four
-commands of their own, each with its own --help:
+as many sentences cut from them (a short-text screen inside validation; its labels are its reviews'). Four commands
+of their own, each with its own --help:
 
     python evaluate.py fairness --artifacts artifacts    # the fairness report, on the test reviews of its training run
     python evaluate.py behaviour --artifacts artifacts   # the behavioural test suite (CheckList-style)
@@ -32,6 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sentiment.config import OWN_SPLITS, VALIDATION_SENTENCES
 from sentiment.errors import SentimentError
 from sentiment.evaluate_config import (
     BehaviourConfig,
@@ -88,10 +89,11 @@ def own_test(config: EvaluateConfig) -> Labelled | None:
     if stored is None:
         return None
     source = stored.get("test_data") or stored["data"]
+    own = config.split in OWN_SPLITS  # the run's held-out sets, never its test reviews
     same = (data_identity(config.data) == data_identity(source) and config.max_samples is None
-            and (config.split == "test" or stored.get("test_data")))
+            and (config.split == "test" or (stored.get("test_data") and not own)))
     if not same:
-        other = "validation" if config.split.startswith("validation") else "imdb-test"
+        other = {"validation": "validation", VALIDATION_SENTENCES: "valsent"}.get(config.split, "imdb-test")
         raise SentimentError(f"--name test holds {config.artifacts}'s own test evaluation, made by train.py on "
                              f"{source!r}; give this set another --name (for example {other}), or pass --data "
                              f"{source} with the default --split test and no --max-samples to recompute that one")
@@ -102,34 +104,35 @@ def own_validation(config: EvaluateConfig) -> Labelled:
     """--split validation: the reviews the folder's training run held out of its training data to pick its epoch
     and fit its temperature, rebuilt from the stored config as train.py split them; the set to compare recipes and
     ablations on, which the test split must not decide. (No data set this project loads has a validation split of
-    its own: train.py always holds one out.) --split validation-sentences: one sentence cut from each of them with
-    its review's label (`crops.sentence_set`, --seed), to compare recipes on short texts without the transfer sets
-    that judge them."""
+    its own: train.py always holds one out.) --split validation-sentences: as many sentences as those reviews, cut
+    from them with their reviews' labels (`crops.sentence_set`, --seed), to compare recipes on short texts without
+    the transfer sets that judge them."""
     from sentiment.crops import sentence_set
-    from sentiment.data import VALIDATION_SENTENCES, Labelled, sample
+    from sentiment.data import Labelled, sample
 
-    stored = stored_run(config, f"--split {config.split} is cut from the reviews its training run held out, and "
-                                "which those were is unknown; evaluate it with --split test, or on other labelled data")
+    what = "is the reviews" if config.split == "validation" else "is cut from the reviews"
+    stored = stored_run(config, f"--split {config.split} {what} its training run held out, and which those were is "
+                                "unknown; evaluate it with --split test, or on other labelled data")
     source = stored["data"]
     if data_identity(config.data) != data_identity(source):
-        raise SentimentError(f"--split {config.split} is cut from the reviews {config.artifacts}'s training run held "
-                             f"out of the --data it was given, {source!r} (a path as seen from where train.py ran): "
-                             f"pass that data as it is found from here, or pick --split test")
-    if config.split != VALIDATION_SENTENCES:
+        raise SentimentError(f"--split {config.split} {what} {config.artifacts}'s training run held out of the --data "
+                             f"it was given, {source!r} (a path as seen from where train.py ran): pass that data as "
+                             f"it is found from here, or pick --split test")
+    if config.split == "validation":
         return own_split(stored, "validation", source, config.max_samples, config.seed)
     reviews = own_split(stored, "validation", source, None, config.seed)
     return Labelled(sample(sentence_set(reviews.frame, config.seed), config.max_samples, config.seed),
-                    f"{reviews.source}, one sentence of each", reviews.sha256)
+                    f"{reviews.source}, sentences cut with seed {config.seed}", reviews.sha256)
 
 
 def evaluate_set(config: EvaluateConfig) -> str:
     """Score the folder's model on the labelled set and store the evaluation under its name."""
     from sentiment import assess
     from sentiment.config import stored_setting
-    from sentiment.data import VALIDATION_SENTENCES, load_labelled
+    from sentiment.data import load_labelled
 
     data = own_test(config) if config.name == "test" else None
-    if data is None and config.split in ("validation", VALIDATION_SENTENCES):
+    if data is None and config.split in OWN_SPLITS:
         data = own_validation(config)
     # the run's own reviews are rebuilt with the text column it was trained with; the app reads them back by it
     text_column = config.text_column if data is None else stored_setting(stored_run(config, None), "text_column")

@@ -26,6 +26,10 @@ SEED = 42  # of every command's splits, sampling and generators
 TRUNCATIONS = ("head", "tail", "head+tail")
 DROPOUT_MASKS = ("bits", "bernoulli")
 VALIDATION_GROUPINGS = ("movie", "random")
+# A run's own held-out sets, rebuilt from its stored config (evaluate.py --split): its validation reviews, and as
+# many sentences cut from them (a short-text screen inside validation)
+VALIDATION_SENTENCES = "validation-sentences"
+OWN_SPLITS = ("validation", VALIDATION_SENTENCES)
 STAGES = ("classify", "mlm", "average")
 CROP_TARGETS = ("label", "teacher")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")  # torch's; the Predictor also takes int8 (its ONNX Runtime engine)

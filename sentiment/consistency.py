@@ -21,7 +21,7 @@ import torch
 from sentiment.augment import find_terms, perturb
 from sentiment.errors import SentimentError
 from sentiment.lexicon import BY_NAME, CATEGORIES
-from sentiment.targeted import SENTENCE_BREAK
+from sentiment.sources import SENTENCE_BREAK
 from sentiment.text import Encoder
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,8 @@ continues from, or another one) reads the crop alone as that label with high con
 plain short statements of both polarities, which a continued fine-tune on long reviews and templated sentences
 would otherwise let the model forget (the second-stage candidate 2b lost 6-9 points on short review sentences).
 `distilled_crops` keeps every crop instead, with the teacher's own probability as its target (distillation);
-`negation_crops` are teacher-checked single sentences that hold a negation.
+`negation_crops` are teacher-checked single sentences that hold a negation. `sentence_set` cuts an evaluation set
+of short texts from held-out reviews (evaluate.py --split validation-sentences), with no teacher.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from sentiment.artifacts import MANIFEST
 from sentiment.errors import SentimentError
 from sentiment.lexicon import NEGATION  # negation crops hold one: "it did not work", "I couldn't stop laughing"
 from sentiment.modeling import resolve_model
-from sentiment.targeted import SENTENCE_BREAK
+from sentiment.sources import sentences
 
 log = logging.getLogger(__name__)
 
@@ -62,21 +63,18 @@ def cut_indexed(texts: Sequence[str], rng: random.Random, count: int, max_senten
     return out
 
 
-def sentences(text: str) -> list[str]:
-    """The sentences of a review as crops are cut from it (line breaks are sentence breaks)."""
-    return [s.strip() for s in SENTENCE_BREAK.split(text) if s and s.strip()]
-
-
 def sentence_set(frame: pd.DataFrame, seed: int) -> pd.DataFrame:
-    """A short-text set cut from a labelled set of reviews (`text`, `labels`, `row`, metadata): one sentence of 4 to
-    60 words from each review in random order, then a second from some while there are fewer sentences than reviews
-    (`cut`'s rounds), each with its review's label and metadata and numbered in cut order. The labels are noisy: a
-    sentence of a positive review may be plot summary, or its one complaint."""
+    """A short-text set cut from a labelled set of reviews (`text`, `labels`, `row`, metadata): as many sentences
+    of 4 to 60 words as there are reviews, one drawn from each review in random order and then more in further
+    rounds (`cut`'s: a review whose drawn sentence is too short or too long gives none that round, so some give
+    none and others two). Each keeps its review's label and metadata and its review's `row` as `review_row`, and is
+    numbered in cut order. The labels are noisy: a sentence of a positive review may be plot summary, or its one
+    complaint."""
     picked = cut_indexed(frame["text"].tolist(), random.Random(seed), len(frame), max_sentences=1)
     if not picked:
         raise SentimentError("none of these reviews has a sentence of 4 to 60 words to cut")
     rows = frame.iloc[[i for _, i in picked]].reset_index(drop=True)
-    return rows.assign(text=[crop for crop, _ in picked], row=np.arange(len(picked)))
+    return rows.assign(text=[crop for crop, _ in picked], row=np.arange(len(picked)), review_row=rows["row"])
 
 
 def teacher_folder(teacher: str | None, model: str) -> Path:

@@ -13,9 +13,9 @@ import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
 from sentiment.artifacts import sha256_file
-from sentiment.config import TrainConfig, stored_setting
+from sentiment.config import OWN_SPLITS, VALIDATION_SENTENCES, TrainConfig, stored_setting
 from sentiment.errors import SentimentError
-from sentiment.sources import add_movies, load_raw, read_table, review_key, split_file
+from sentiment.sources import add_movies, load_raw, read_table, review_key, sentences, split_file
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +28,6 @@ LABEL_COLUMNS = ("label", "labels", "sentiment", "polarity")
 MAX_METADATA_CHARS = 40
 MAX_CATEGORIES = 50
 MOVIE_COLUMNS = ("movie", "movie_id")  # which movie a review is about: validation keeps each movie on one side
-
-# evaluate.py's short-text set inside a training run's validation split: one sentence cut from each held-out review
-VALIDATION_SENTENCES = "validation-sentences"
 
 
 @dataclass
@@ -171,7 +168,7 @@ def sample(frame: pd.DataFrame, n: int | None, seed: int) -> pd.DataFrame:
     try:
         kept, _ = train_test_split(frame, train_size=n, stratify=frame["labels"], random_state=seed)
     except ValueError as err:  # scikit-learn's: a label with one review, or a sample too small for both labels
-        raise SentimentError(f"a stratified sample of {n} of these {len(frame)} reviews is not possible ({err}); "
+        raise SentimentError(f"a stratified sample of {n} of these {len(frame)} rows is not possible ({err}); "
                              f"ask for more, or leave the sample size out") from None
     return kept.reset_index(drop=True)
 
@@ -268,7 +265,7 @@ def texts_by_key(data: str, split: str = "test", text_column: str | None = None)
     the sentences cut from them (--split validation-sentences) from that split's reviews cut into sentences."""
     path = Path(data).expanduser()
     # no data set here has a validation split: train.py holds it out of train
-    wanted = "train" if split in ("validation", VALIDATION_SENTENCES) else split
+    wanted = "train" if split in OWN_SPLITS else split
     table = split_file(path, wanted) if path.is_dir() else None
     if table is not None:
         frame, source = read_table(table), str(table)
@@ -280,7 +277,5 @@ def texts_by_key(data: str, split: str = "test", text_column: str | None = None)
     column = find_column(frame, text_column if text_column in frame.columns else None, TEXT_COLUMNS, "text", source)
     texts = frame[column].astype(str)
     if split == VALIDATION_SENTENCES:  # a set's sentences are among every sentence of the reviews it was cut from
-        from sentiment.crops import sentences
-
         return {review_key(s): s for text in texts for s in sentences(text)}
     return {review_key(t): t for t in texts}

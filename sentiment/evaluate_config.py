@@ -54,8 +54,8 @@ class EvaluateConfig(FolderConfig):
                                     "digits, '.', '-', '_'); the same name again replaces it")
     split: str = option("test", "which split of a data set with splits (hub, folder, aclImdb; one file is all its "
                                 "rows); validation: the reviews the folder's training run held out of the --data "
-                                "it was given (give that data), rebuilt as it split them; validation-sentences: one "
-                                "sentence cut from each of those, labelled as its review (--seed picks them)")
+                                "it was given (give that data), rebuilt as it split them; validation-sentences: as "
+                                "many sentences cut from those, each labelled as its review (--seed picks them)")
     text_column: str | None = option(None, "column holding the text (default: detected among text, review, "
                                            "sentence, content)")
     label_column: str | None = option(None, "column holding the label (default: detected among label, labels, "

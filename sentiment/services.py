@@ -17,7 +17,7 @@ import pandas as pd
 from sentiment import augment, bulk, cohort_plots, dashboard, fairness_plots, tables
 from sentiment.artifacts import TEST_EVALUATION, load_report
 from sentiment.cohorts import cohort_features
-from sentiment.config import DEFAULT_IG_STEPS
+from sentiment.config import DEFAULT_IG_STEPS, OWN_SPLITS
 from sentiment.data import texts_by_key
 from sentiment.errors import SentimentError
 from sentiment.explain import Explainer, Explanation
@@ -31,7 +31,7 @@ ALL_COHORTS = "all reviews"
 DATA_HINT = ("Review texts are not shipped with the app. The app reads them from where each evaluation set's data "
              "was when it was evaluated; for the training run's own test and validation sets, start the app with "
              "`--data PATH` (or set `SENTIMENT_DATA`) pointing at a copy: a folder with test.parquet (train.parquet "
-             "for validation, which is held out of it), an aclImdb folder or "
+             "for validation and its sentences, which are held out of it), an aclImdb folder or "
              "aclImdb_v1.tar.gz, the one CSV/JSONL/Parquet file it was trained on, or `--data imdb` where the "
              "Hugging Face hub is reachable.")
 
@@ -56,8 +56,8 @@ def _texts(evaluation_set: dict, data: str | None) -> tuple[dict[str, str] | Non
     keys = evaluation_set["predictions"]["key"]
     joined = keys.isin(list(texts))  # rows: reviews with the same text share one key
     if not joined.any():
-        return None, (f"None of the {len(texts):,} reviews in `{source}` is one of the {len(keys):,} reviews of this "
-                      f"set (evaluated on `{info['data']}`); give that data.\n\n{DATA_HINT}")
+        return None, (f"None of the {len(texts):,} texts read from `{source}` is one of the {len(keys):,} of this set "
+                      f"(evaluated on `{info['data']}`); give that data.\n\n{DATA_HINT}")
     kept = {key: texts[key] for key in keys[joined]}
     return kept, f"Review texts joined from `{source}` ({int(joined.sum()):,} of {len(keys):,} rows)."
 
@@ -81,7 +81,7 @@ class Services:
         report = load_report(artifacts)
         texts, messages = {}, {}
         for name, evaluation_set in report["evaluations"].items():
-            own = name == TEST_EVALUATION or evaluation_set["info"].get("split") == "validation"  # the run's data
+            own = name == TEST_EVALUATION or evaluation_set["info"].get("split") in OWN_SPLITS  # the run's data
             texts[name], messages[name] = _texts(evaluation_set, data if own else None)
         return cls(predictor, Explainer(predictor, n_steps=ig_steps), report, texts, messages,
                    LanguageGuesser.load())

@@ -19,11 +19,18 @@ HUB_ALIASES = {"imdb": "stanfordnlp/imdb", "stanfordnlp/imdb": "stanfordnlp/imdb
 FILE_SUFFIXES = (".parquet", ".csv", ".jsonl", ".json")
 MOVIE_IDS = "movie_ids.parquet"  # IMDB's (split, label, id) -> imdb_title, beside the split files
 ACL_FILE = re.compile(r"(?:^|/)(train|test)/(pos|neg)/(\d+)_(\d+)\.txt$")
+SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+|<br\s*/?>", re.IGNORECASE)  # IMDB's reviews break lines with <br />
 
 
 def review_key(text: str) -> str:
     """A stable key of a review that does not reveal its text: the first 16 hex digits of its sha256."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def sentences(text: str) -> list[str]:
+    """The sentences of a review, stripped (a line break is a sentence break): what crops and mined sentences are
+    cut from."""
+    return [s.strip() for s in SENTENCE_BREAK.split(text) if s and s.strip()]
 
 
 def read_table(path: Path) -> pd.DataFrame:

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 
 from sentiment.errors import SentimentError
 from sentiment.lexicon import CATEGORIES
+from sentiment.sources import SENTENCE_BREAK
 from sentiment.targeted_templates import (
     FAMILIES,
     FRAMES,
@@ -44,7 +45,6 @@ _ADVERB = r"(?:(?:very|really|so|quite|truly|pretty|rather|extremely|genuinely|t
 _COPULA = re.compile(r"\b(was|is|were|are)\s+(" + _ADVERB + r")(" + "|".join(_POLARITY) + r")\b", re.IGNORECASE)
 _CONTRACTED = {"was": "wasn't", "is": "isn't", "were": "weren't", "are": "aren't"}
 _POOL_WORD = re.compile(r"\b(?:" + "|".join(_POLARITY) + r")\b", re.IGNORECASE)
-SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+|<br\s*/?>", re.IGNORECASE)
 _CLAUSES = re.compile(r"[,;:()]|--")  # one clause only: negating one of several would mislabel the sentence
 _NEGATORS = re.compile(r"\b(not|no|never|n't|nothing|hardly|neither|nor|without|but|though|although)\b|n't",
                        re.IGNORECASE)

@@ -11,7 +11,7 @@ from sentiment.config import TrainConfig
 from sentiment.consistency import MAX_WORDS, MIN_WORDS, identity_pairs, margin_gap
 from sentiment.errors import SentimentError
 from sentiment.lexicon import BY_NAME
-from sentiment.targeted import SENTENCE_BREAK
+from sentiment.sources import SENTENCE_BREAK
 
 TEXTS = ["She was wonderful as the lead. The film drags in its second hour. A Muslim family moves to Ohio.",
          "It is too short.<br /><br />The priest at the church is played by a young actor with real charm.",

@@ -13,6 +13,7 @@ from sentiment.config import TrainConfig
 from sentiment.errors import SentimentError
 from sentiment.mixture import augment
 from sentiment.predict import Predictor
+from sentiment.sources import sentences
 
 REVIEWS = [f"Sentence one of review {i} is here. Sentence two of it follows now! And a third one ends it."
            for i in range(40)]
@@ -61,12 +62,13 @@ def test_a_sentence_set_holds_a_sentence_of_each_review_with_its_label_and_metad
                           "row": range(10, 18), "movie": [f"m{i}" for i in range(8)]})
     out = crops.sentence_set(frame, seed=3)
     assert out["row"].tolist() == list(range(len(out))) and len(out) == 8  # as many as reviews: two from some
-    assert out.columns.tolist() == frame.columns.tolist()
-    by_movie = dict(zip(frame["movie"], zip(frame["text"], frame["labels"], strict=True), strict=True))
-    for text, label, movie in zip(out["text"], out["labels"], out["movie"], strict=True):
-        review, review_label = by_movie[movie]
-        assert text in crops.sentences(review) and label == review_label
-    assert {"m6", "m7"}.isdisjoint(out["movie"])  # their one sentence is under four words
+    assert out.columns.tolist() == [*frame.columns, "review_row"]
+    assert set(out["movie"]) == {f"m{i}" for i in range(6)}  # each usable review gives one, then some a second
+    assert out["movie"].value_counts().max() == 2
+    by_row = frame.set_index("row")
+    for text, label, movie, row in zip(out["text"], out["labels"], out["movie"], out["review_row"], strict=True):
+        assert text in sentences(by_row.loc[row, "text"]) and (label, movie) == tuple(by_row.loc[row, ["labels",
+                                                                                                        "movie"]])
     assert out.equals(crops.sentence_set(frame, seed=3))
     with pytest.raises(SentimentError, match="4 to 60 words"):
         crops.sentence_set(frame.iloc[6:], seed=3)

@@ -81,39 +81,42 @@ def test_the_own_validation_split_is_the_one_the_temperature_was_fitted_on(tiny_
     assert set(texts.values()) == set(validation["text"]) and "5 of 5" in note
 
 
-def test_the_validation_sentences_are_one_sentence_of_each_held_out_review(tiny_artifacts, small_imdb, tmp_path):
-    """--split validation-sentences: a sentence of each review the run held out, labelled as its review, picked by
-    --seed, and read back by the app from the train split's reviews."""
-    import pandas as pd
-
+def test_the_validation_sentences_are_cut_from_the_held_out_reviews(tiny_artifacts, small_imdb, tmp_path, capsys):
+    """--split validation-sentences: as many sentences as the reviews the run held out, cut from them with their
+    labels, picked by --seed, and read back by the app from the train split's reviews
+    (from the app's --data where it is given, as for the run's other sets)."""
     from sentiment.artifacts import load_evaluation_set
-    from sentiment.crops import MAX_WORDS, MIN_WORDS, sentences
+    from sentiment.crops import MAX_WORDS, MIN_WORDS
     from sentiment.data import config_splits
-    from sentiment.services import _texts
-    from sentiment.sources import review_key
+    from sentiment.services import Services, _texts
+    from sentiment.sources import sentences
 
     folder = tmp_path / "artifacts"
     shutil.copytree(tiny_artifacts, folder)
     argv = ["--artifacts", str(folder), "--data", str(small_imdb), "--split", "validation-sentences",
             "--explain-mistakes", "0", *CPU]
-    for name, seed in (("sentences", "42"), ("again", "42"), ("other", "7")):
-        assert evaluate.main([*argv, "--name", name, "--seed", seed]) == 0
+    for name, more in (("sentences", []), ("again", []), ("other", ["--seed", "7"])):
+        assert evaluate.main([*argv, "--name", name, *more]) == 0
     verify_manifest(folder)
-    validation = config_splits(read_json(folder / "training_config.json")["config"]).validation
-    labels_of: dict[str, set[int]] = {}  # a sentence of the fixture's reviews may recur in reviews of either label
-    for text, label in zip(validation["text"], validation["labels"], strict=True):
-        for sentence in sentences(text):
-            labels_of.setdefault(review_key(sentence), set()).add(label)
+    validation = config_splits(read_json(folder / "training_config.json")["config"]).validation.set_index("row")
     sets = {name: load_evaluation_set(folder, name) for name in ("sentences", "again", "other")}
     found = sets["sentences"]["predictions"].sort_values("row")
     assert len(found) == len(validation) == 5 and found["row"].tolist() == list(range(5))
-    assert all(label in labels_of[key] for key, label in zip(found["key"], found["labels"], strict=True))
+    assert found["labels"].tolist() == validation.loc[found["review_row"], "labels"].tolist()  # its review's label
+    texts, note = _texts(sets["sentences"], None)
+    assert "5 of 5" in note
+    for key, review_row in zip(found["key"], found["review_row"], strict=True):
+        assert texts[key] in sentences(validation.loc[review_row, "text"])  # a sentence of its own review
+        assert MIN_WORDS <= len(texts[key].split()) <= MAX_WORDS
+    assert sets["sentences"]["info"]["data"].endswith("[validation], sentences cut with seed 42")
     assert sets["again"]["predictions"].sort_values("row")["key"].tolist() == found["key"].tolist()
     assert set(sets["other"]["predictions"]["key"]) != set(found["key"])  # another seed, other sentences
-    texts, note = _texts(sets["sentences"], None)
-    assert "5 of 5" in note and all(MIN_WORDS <= len(texts[key].split()) <= MAX_WORDS for key in found["key"])
-    assert sets["sentences"]["info"]["data"].endswith("[validation], one sentence of each")
-    assert pd.Series(list(texts.values())).isin(validation["text"]).sum() == 0  # sentences, not whole reviews
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(small_imdb, elsewhere)
+    services = Services.load(folder, str(elsewhere), ig_steps=4)  # the app's --data, as for the run's test set
+    assert services.data_messages["sentences"].startswith(f"Review texts joined from `{elsewhere}")
+    assert evaluate.main([*argv, "--name", "test"]) == 2
+    assert "another --name (for example valsent)" in capsys.readouterr().err
 
 
 def test_validation_of_other_data_is_refused_with_the_data_the_run_was_given(tiny_artifacts, review_tables, tmp_path,
@@ -139,7 +142,8 @@ def test_a_hub_alias_and_a_relative_path_name_the_data_they_resolve_to(tmp_path,
 
 def test_the_own_validation_split_of_one_file_keeps_its_text_column(tiny_model_dir, review_tables, tmp_path):
     """A run trained on one file under another text column: its validation reviews are rebuilt and read back
-    (the app's error cases) by that column, and --max-samples takes a stratified sample of them."""
+    (the app's error cases) by that column, and --max-samples takes a stratified sample of them and of their
+    sentences."""
     import pandas as pd
 
     import train
@@ -162,6 +166,14 @@ def test_the_own_validation_split_of_one_file_keeps_its_text_column(tiny_model_d
     assert len(texts) == 13 and "13 of 13" in note
     assert len(some["predictions"]) == 4 and set(some["predictions"]["row"]) <= set(whole["predictions"]["row"])
     assert sorted(some["predictions"]["labels"]) == [0, 0, 1, 1]
+    sentence_argv = [*argv[:5], "validation-sentences", *argv[6:]]
+    for name, more in (("sentences", []), ("some-sentences", ["--max-samples", "4"])):
+        assert evaluate.main([*sentence_argv, "--name", name, *more, *CPU]) == 0
+    whole, some = (load_evaluation_set(folder, name)["predictions"].set_index("row")
+                   for name in ("sentences", "some-sentences"))
+    assert len(whole) == 13 and len(some) == 4 and sorted(some["labels"]) == [0, 0, 1, 1]
+    assert some["key"].equals(whole.loc[some.index, "key"])  # a sample of the whole set's sentences, by its rows
+    assert whole["review_row"].isin(load_evaluation_set(folder, "validation")["predictions"]["row"]).all()
 
 
 def test_the_own_validation_split_needs_the_training_record(tiny_artifacts, small_imdb, tmp_path, capsys):

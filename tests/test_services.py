@@ -147,7 +147,7 @@ def test_services_with_data_holding_none_of_the_test_reviews_say_so(tiny_artifac
     services = Services.load(tiny_artifacts, str(tmp_path / "train-only.parquet"), ig_steps=8)
     assert services.texts["test"] is None
     message = services.data_messages["test"]
-    assert f"None of the 48 reviews in `{tmp_path / 'train-only.parquet'}` is one of the 16 reviews" in message
+    assert f"None of the 48 texts read from `{tmp_path / 'train-only.parquet'}` is one of the 16 of this set" in message
     assert f"(evaluated on `{services.evaluation_set('test')['info']['data']}`); give that data" in message
 
 
