@@ -1,6 +1,8 @@
-"""Gradio app: live prediction with integrated-gradients highlighting, evaluation dashboard, error explorer.
+"""Gradio app: live prediction with integrated-gradients highlighting, scoring a file, evaluation dashboard, error
+explorer, fairness probe.
 
     python app.py [--artifacts artifacts] [--data ../shared/data/imdb] [--host 127.0.0.1] [--port 7860]
+                  [--ig-steps 20]
 """
 
 from __future__ import annotations

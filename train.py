@@ -4,9 +4,9 @@
     python train.py --data ../shared/data/imdb --max-train-samples 256 --max-eval-samples 128 --epochs 1
     python train.py --stage mlm --data ../shared/data/imdb --output-dir mlm-imdb   # domain-adaptive pre-training
     python train.py --data ../shared/data/imdb --model mlm-imdb                     # ... then fine-tune from it
-    python train.py --stage average --model artifacts --average-with runs/continued --average-weight 0.5 \
+    python train.py --stage average --model artifacts --average-with runs/continued --average-weight 0.5 \\
         --output-dir runs/average                  # weight-space average of a model and its continuation
-    accelerate launch --num_processes 2 train.py --data ../shared/data/imdb   # --batch-size stays the global batch
+    accelerate launch --multi_gpu --num_processes 2 train.py --data ../shared/data/imdb   # --batch-size is global
 
 prepare the data and model -> fit (checkpoints, --resume) -> save the best epoch to a staging folder -> calibrate
 and evaluate the saved folder through the Predictor the app serves -> swap it into --output-dir. --stage mlm

@@ -88,8 +88,8 @@ class FairnessConfig(FolderConfig):
 
 @dataclass
 class BehaviourConfig(FolderConfig):
-    """The behavioural test suite (behaviour.json): negation, contrast, temporal, semantic roles, robustness, named
-    entities and identity terms, CheckList-style."""
+    """The behavioural test suite (behaviour.json): vocabulary, negation and contrast, temporal, semantic roles,
+    robustness, named entities and identity terms, CheckList-style."""
 
     seed: int = option(SEED, "seed of the suite's generator (the same seed gives the same cases)")
 
