@@ -27,12 +27,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="where the error explorer reads the texts of the training run's test set and of its "
                              "validation sets where evaluate.py added them (its reviews, its sentences; others are "
                              "read from where they were evaluated): " + DATA_HELP +
-                             " (env SENTIMENT_DATA; default: the hub on a Space, where the set was evaluated from "
-                             "elsewhere)")
-    parser.add_argument("--host", default=env("GRADIO_SERVER_NAME", "127.0.0.1"), help="env GRADIO_SERVER_NAME")
+                             " (env SENTIMENT_DATA; default: 'imdb' from the hub on a Hugging Face Space, elsewhere "
+                             "the data each set was evaluated from)")
+    parser.add_argument("--host", default=env("GRADIO_SERVER_NAME", "127.0.0.1"),
+                        help="address to serve on (env GRADIO_SERVER_NAME; default: 127.0.0.1)")
     parser.add_argument("--port", type=int, default=env("GRADIO_SERVER_PORT", "7860"),  # argparse checks a bad one
-                        help="env GRADIO_SERVER_PORT")
-    parser.add_argument("--ig-steps", type=int, default=DEFAULT_IG_STEPS, help="default integrated-gradients steps")
+                        help="port to serve on (env GRADIO_SERVER_PORT; default: 7860)")
+    parser.add_argument("--ig-steps", type=int, default=DEFAULT_IG_STEPS,
+                        help=f"integrated-gradients steps the Predict tab starts with, 4 to 64 (default: "
+                             f"{DEFAULT_IG_STEPS})")
     args = parser.parse_args(argv)
     if not 4 <= args.ig_steps <= 64:
         parser.error(f"--ig-steps must be between 4 and 64, not {args.ig_steps}")

@@ -127,8 +127,9 @@ def finish(config: TrainConfig, model: PreTrainedModel, tokenizer: PreTrainedTok
     with staged(config.output_dir) as folder:  # swapped into --output-dir only once all of it is written
         save_model(model, tokenizer, folder, runtime.DTYPES[config.save_dtype])
         origin = Path(resolve_model(config.model)) / TRAINING_CONFIG  # a folder this project trained: its record
-        write_json(folder / TRAINING_CONFIG, {
-            "config": config.to_dict(), "base_model": config.model,
+        write_json(folder / TRAINING_CONFIG, {  # the grouping as held out, so that a rebuild holds out the same
+            "config": {**config.to_dict(), "validation_grouping": splits.validation_grouping},
+            "base_model": config.model,
             "continued_from": read_json(origin) if origin.is_file() else None, **record,
             "wall_seconds": time.monotonic() - started})
         write_json(folder / HISTORY, history)

@@ -144,9 +144,12 @@ def store_fairness(artifacts: str | Path, data: str | None = None, max_reviews: 
     """evaluate.py fairness: the report on the test reviews the folder's own training run used (its stored
     config says which, and how it split them), or on the test split of `data` where given."""
     folder = Path(artifacts)
-    if not (folder / TRAINING_CONFIG).is_file():
+    if (folder / TRAINING_CONFIG).is_file():
+        stored = read_json(folder / TRAINING_CONFIG)["config"]
+    elif data is None:
         raise SentimentError(f"{folder}: no {TRAINING_CONFIG}, so the data it was tested on is unknown; pass --data")
-    stored = read_json(folder / TRAINING_CONFIG)["config"]
+    else:  # a folder trained elsewhere: the test split of --data, its columns detected
+        stored = {"text_column": None, "label_column": None}
     if data is not None:
         stored = {**stored, "data": data, "test_data": None}
     texts = config_splits(stored).test["text"].tolist()

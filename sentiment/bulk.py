@@ -44,7 +44,7 @@ def _read(path: Path) -> pd.DataFrame:
     if path.suffix.lower() != ".txt":
         return read_table(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8-sig").splitlines()  # a byte-order mark is not text
     except UnicodeDecodeError as err:
         raise SentimentError(f"{path.name}: not valid UTF-8 (byte {err.start}); save it as UTF-8 and try "
                              f"again") from err
@@ -71,7 +71,7 @@ def read_upload(path: str | Path, text_column: str | None = None) -> Upload:
         raise SentimentError(f"{path.name} is gone: an upload is deleted once it is scored. Upload the file again")
     if path.suffix.lower() not in SUFFIXES:
         raise SentimentError(f"{path.name}: a {path.suffix or 'suffix-less'} file cannot be scored; upload .csv, "
-                             f".jsonl, .parquet or .txt (one review a line)")
+                             f".jsonl, .json, .parquet or .txt (one review a line)")
     size = path.stat().st_size
     if size == 0:
         raise SentimentError(f"{path.name} is empty; upload a file with at least one review")

@@ -98,7 +98,7 @@ def compare(frame: pd.DataFrame, seed: int = 0, resamples: int = RESAMPLES) -> d
     (median and mean); labels flipped each way. Intervals: 95 %, paired bootstrap over reviews with `seed`."""
     labels, new, old = (frame[c].to_numpy() for c in ("labels", "p_new", "p_old"))
     if len(labels) < 2 or len(set(labels.tolist())) < 2:
-        raise SentimentError("a comparison needs a set with reviews of both labels")
+        raise SentimentError("a comparison needs a set with texts of both labels")
     right_new, right_old = ((new >= 0.5) == labels).astype(float), ((old >= 0.5) == labels).astype(float)
     fixed, broken = int((right_new > right_old).sum()), int((right_new < right_old).sum())
     shift = new - old
@@ -142,7 +142,7 @@ def summary(name: str, r: dict, new: str, old: str, scored_by: dict[str, str]) -
         return f"[{values[0]:+.4f}, {values[1]:+.4f}]"
 
     return "\n".join([
-        f"{name}: {r['n']:,} reviews, {new} (new, {scored_by['new']}) against {old} (old, {scored_by['old']})",
+        f"{name}: {r['n']:,} texts, {new} (new, {scored_by['new']}) against {old} (old, {scored_by['old']})",
         *(["  note: the two were scored by different engines or precisions, which moves P(positive) by itself"]
           if scored_by["new"] != scored_by["old"] else []),
         f"  accuracy {acc['new']:.4f} against {acc['old']:.4f} ({acc['difference']:+.4f}, 95 % CI "
@@ -150,7 +150,7 @@ def summary(name: str, r: dict, new: str, old: str, scored_by: dict[str, str]) -
         f"{acc['mcnemar_p']:.3g})",
         f"  ROC-AUC {auc['new']:.4f} against {auc['old']:.4f} ({auc['difference']:+.4f}, 95 % CI "
         f"{ci(auc['difference_ci'])})",
-        f"  P(positive) shift per review: median {shift['median']:+.4f} {ci(shift['median_ci'])}, mean "
+        f"  P(positive) shift per text: median {shift['median']:+.4f} {ci(shift['median_ci'])}, mean "
         f"{shift['mean']:+.4f} {ci(shift['mean_ci'])}",
         f"  labels flipped: {flips['to_positive']} to positive, {flips['to_negative']} to negative; called positive "
         f"{r['share_positive']['new']:.3f} against {r['share_positive']['old']:.3f}"])

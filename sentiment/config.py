@@ -13,9 +13,11 @@ from sentiment.options import (
     NON_NEGATIVE,
     OPEN_SHARE,
     SAMPLE_SIZE,
+    SEED_RANGE,
     SHARE,
     Range,
     check_fields,
+    flag_name,
     option,
     shaping,
 )
@@ -93,7 +95,8 @@ class TrainConfig:
                                            "seventh)", valid=Range(0.0, 0.5, low_open=True, high_open=True))
     validation_grouping: str = shaping("movie", "how validation reviews are held out: 'movie' keeps all reviews of a "
                                                 "movie on one side (IMDB's test set shares no movie with train; needs "
-                                                "movie_ids.parquet beside the data, else falls back to 'random'), "
+                                                "movie_ids.parquet beside the data, else falls back to 'random', "
+                                                "which training_config.json then records), "
                                                 "'random' is a stratified random split", choices=VALIDATION_GROUPINGS)
     max_train_samples: int | None = shaping(None, "use only this many training reviews (stratified sample), "
                                                       "for quick runs", valid=SAMPLE_SIZE)
@@ -128,7 +131,8 @@ class TrainConfig:
                                  choices=DROPOUT_MASKS)
     max_steps: int | None = shaping(None, "stop after this many optimizer steps in all (for smoke tests)",
                                     valid=AT_LEAST_ONE)
-    seed: int = shaping(SEED, "seed for the split, the batch order and the classifier's initialisation")
+    seed: int = shaping(SEED, "seed for the split, the batch order and the classifier's initialisation",
+                        valid=SEED_RANGE)
     device: str = option("auto", "auto, cpu or cuda")
     precision: str = option("auto", "auto, bf16, fp16 or fp32 (auto: bf16 on CPUs with native bf16 and on bf16 GPUs, "
                                     "fp16 on older GPUs, else fp32)", choices=PRECISIONS)
@@ -190,6 +194,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_fields(self)
+        self._check_stage_flags()
         if self.stage == "average" and self.average_with is None:
             raise SentimentError("--average-with: needed with --stage average: the fine-tuned folder to average "
                                  "--model with")
@@ -197,6 +202,10 @@ class TrainConfig:
             raise SentimentError("--average-with: only --stage average takes it")
         if self.crop_targets != "label" and not self.sentence_crops:
             raise SentimentError("--crop-targets: only applies with --sentence-crops")
+        if self.negated_negative_target != 1.0 and not self.targeted_augmentation:
+            raise SentimentError("--negated-negative-target: only applies with --targeted-augmentation")
+        if self.crop_teacher is not None and not (self.sentence_crops or self.negation_crops):
+            raise SentimentError("--crop-teacher: only applies with --sentence-crops or --negation-crops")
         if self.negated_verdicts and not self.targeted_augmentation:
             raise SentimentError("--negated-verdicts: only applies with --targeted-augmentation")
         if self.targeted_families is not None:
@@ -209,8 +218,30 @@ class TrainConfig:
         if not self.test:  # recorded as what ran: both score test reviews
             self.fairness = self.int8 = False
 
+    def _check_stage_flags(self) -> None:
+        """A flag the stage does not use is refused, not recorded in training_config.json as if applied."""
+        for f in dataclasses.fields(self):
+            if getattr(self, f.name) == f.default:
+                continue
+            if f.name in STAGE_FLAGS and self.stage not in STAGE_FLAGS[f.name]:
+                raise SentimentError(f"{flag_name(f.name)}: only --stage {' or '.join(STAGE_FLAGS[f.name])} takes it")
+            if f.name in TRAINING_FLAGS and self.stage == "average":
+                raise SentimentError(f"{flag_name(f.name)}: --stage average trains nothing, so it takes no training "
+                                     f"flag")
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+# Flags of one kind of run: what fine-tuning adds to the data and the loss (the mlm stage reads raw reviews), and
+# what any training takes (the average stage trains nothing). Other stages refuse them where set.
+CLASSIFY_FLAGS = ("counterfactual_augmentation", "targeted_augmentation", "negated_negative_target",
+                  "targeted_families", "negated_verdicts", "identity_consistency", "sentence_crops", "crop_teacher",
+                  "negation_crops", "crop_targets")
+STAGE_FLAGS = {"mlm_probability": ("mlm",), "average_weight": ("average",),
+               **{name: ("classify",) for name in CLASSIFY_FLAGS}}
+TRAINING_FLAGS = ("learning_rate", "epochs", "batch_size", "warmup_ratio", "weight_decay", "max_grad_norm",
+                  "attention_dropout", "hidden_dropout", "dropout_masks", "max_steps")
 
 
 def resume_keys(cls: type = TrainConfig) -> tuple[str, ...]:

@@ -39,6 +39,7 @@ class Splits:
     validation: pd.DataFrame
     test: pd.DataFrame
     source: str
+    validation_grouping: str = "random"  # as held out: "movie" falls back to "random" where movie ids are missing
 
 
 @dataclass
@@ -219,7 +220,8 @@ def load_splits(data: str, *, test_data: str | None = None, text_column: str = "
             log.warning("no movie id for every review of %s: validation is a stratified random split instead", source)
     train, validation = split_validation(frames["train"], validation_split, seed, groups)
     splits = Splits(train=sample(train, max_train_samples, seed), validation=sample(validation, max_eval_samples, seed),
-                    test=sample(frames["test"], max_eval_samples, seed), source=source)
+                    test=sample(frames["test"], max_eval_samples, seed), source=source,
+                    validation_grouping="movie" if groups is not None else "random")
     log.info("data %s: %d train, %d validation (%s), %d test reviews", source, len(splits.train),
              len(splits.validation), "grouped by movie" if groups is not None else "random", len(splits.test))
     return splits

@@ -15,7 +15,7 @@ from sentiment.config import (
     TORCH_TOKENS_PER_BATCH,
 )
 from sentiment.errors import SentimentError
-from sentiment.options import AT_LEAST_ONE, NON_NEGATIVE, SAMPLE_SIZE, check_fields, option
+from sentiment.options import AT_LEAST_ONE, NON_NEGATIVE, SAMPLE_SIZE, SEED_RANGE, check_fields, option
 
 # Evaluation-set names become folder names under <artifacts>/evaluations/.
 EVALUATION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -67,7 +67,8 @@ class EvaluateConfig(FolderConfig):
     explain_mistakes: int = option(200, EXPLAIN_MISTAKES_HELP, valid=NON_NEGATIVE)
     tokens_per_batch: int = option(TORCH_TOKENS_PER_BATCH, "token budget of one inference batch (padded tokens; "
                                                              "fastest measured on CPUs)", valid=AT_LEAST_ONE)
-    seed: int = option(SEED, "seed of --max-samples and of the sentences of --split validation-sentences")
+    seed: int = option(SEED, "seed of --max-samples and of the sentences of --split validation-sentences",
+                       valid=SEED_RANGE)
 
     def __post_init__(self) -> None:
         if self.name is None or self.data is None:
@@ -83,7 +84,7 @@ class FairnessConfig(FolderConfig):
 
     data: str | None = option(None, DATA_HELP + "; its test split replaces the reviews the folder was tested on")
     fairness_max_reviews: int = option(300, "test reviews probed per identity category", valid=AT_LEAST_ONE)
-    seed: int = option(SEED, "seed of the probe's sampling of reviews")
+    seed: int = option(SEED, "seed of the probe's sampling of reviews", valid=SEED_RANGE)
 
 
 @dataclass
@@ -91,7 +92,7 @@ class BehaviourConfig(FolderConfig):
     """The behavioural test suite (behaviour.json): vocabulary, negation and contrast, temporal, semantic roles,
     robustness, named entities and identity terms, CheckList-style."""
 
-    seed: int = option(SEED, "seed of the suite's generator (the same seed gives the same cases)")
+    seed: int = option(SEED, "seed of the suite's generator (the same seed gives the same cases)", valid=SEED_RANGE)
 
 
 @dataclass
@@ -103,7 +104,7 @@ class CompareConfig:
     artifacts: str = option("artifacts", "the new model folder")
     against: str | None = option(None, "the model folder to compare it with (the old one)")
     name: str | None = option(None, "the evaluation set both folders hold (python evaluate.py --name NAME adds one)")
-    seed: int = option(SEED, "seed of the bootstrap")
+    seed: int = option(SEED, "seed of the bootstrap", valid=SEED_RANGE)
 
     def __post_init__(self) -> None:
         if self.against is None or self.name is None:

@@ -60,6 +60,20 @@ def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
     return tokenizer
 
 
+def check_max_length(name_or_path: str, tokenizer: PreTrainedTokenizerBase, max_length: int) -> None:
+    """--max-length against what the model reads: its position embeddings, and its tokenizer's own limit where it
+    states one (RoBERTa's 514 positions hold 512 word pieces). A config that cannot be read is left to the loader."""
+    from transformers import AutoConfig
+
+    try:
+        positions = getattr(AutoConfig.from_pretrained(name_or_path), "max_position_embeddings", None)
+    except (OSError, ValueError):
+        return
+    limits = [n for n in (positions, tokenizer.model_max_length) if isinstance(n, int) and n < 1_000_000]
+    if limits and max_length > min(limits):
+        raise SentimentError(f"--max-length {max_length}: {name_or_path} reads at most {min(limits)} word pieces; "
+                             f"give --max-length {min(limits)} or less")
+
 def load_base_classifier(name_or_path: str, attention_dropout: float = 0.0, hidden_dropout: float = 0.1,
                          dropout_masks: str = "bits") -> PreTrainedModel:
     """A sequence classifier with two labels on top of a pre-trained encoder (the head is new), for training:

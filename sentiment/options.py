@@ -38,6 +38,7 @@ class Range:
 
 NON_NEGATIVE, AT_LEAST_ONE = Range(0), Range(1)
 SAMPLE_SIZE = Range(2)  # a stratified sample holds a review of each label
+SEED_RANGE = Range(0, 2**32 - 1)  # what numpy and scikit-learn take
 SHARE, OPEN_SHARE = Range(0.0, 1.0, high_open=True), Range(0.0, 1.0, low_open=True, high_open=True)
 
 
@@ -76,7 +77,9 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
     """One --flag per dataclass field, its help taken from the field."""
     for f in dataclasses.fields(cls):
         flag = flag_name(f.name)
-        help_text = f"{f.metadata['help']} (default: {f.default})"
+        help_text = f.metadata['help']  # its default appended, unless it states one or there is none to state
+        if f.default is not None and "default" not in help_text:
+            help_text += f" (default: {f.default})"
         if is_switch(f):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=help_text)
             continue

@@ -149,6 +149,9 @@ class Predictor:
                                                    cache_key=predictor.engine_probe_key(engine, kind, files))}
                 if serves:
                     predictor.engine, predictor.engine_serves = engine, serves
+            elif precision == "int8":  # asked for by name: say so louder than load_engine's reason
+                log.warning("precision int8 was asked for, but the int8 engine of %s does not load (see above); "
+                            "torch answers, and evaluations record it", path)
         return predictor
 
     def engine_probe_seconds(self, engine: Int8Engine, lengths: Sequence[int] = (64, 256), repeats: int = 3,

@@ -29,7 +29,7 @@ from sentiment.config import TrainConfig
 from sentiment.data import config_splits
 from sentiment.errors import SentimentError
 from sentiment.loop import build_optimizer, grad_scaler, optimizer_step, run_epoch
-from sentiment.modeling import load_tokenizer, resolve_model, use_bits_dropout
+from sentiment.modeling import check_max_length, load_tokenizer, resolve_model, use_bits_dropout
 from sentiment.sources import read_table, split_file
 from sentiment.text import length_grouped_batches
 
@@ -103,8 +103,9 @@ def pretrain(config: TrainConfig) -> Path:
     runtime.set_threads(config.num_threads)
     precision = runtime.resolve_precision(config.precision, device)
     check_writable(config.output_dir)
-    train_texts, held_texts = mlm_texts(config)
     tokenizer = load_tokenizer(resolve_model(config.model))
+    check_max_length(resolve_model(config.model), tokenizer, config.max_length)  # before any data is read
+    train_texts, held_texts = mlm_texts(config)
     encode = lambda texts: tokenizer(texts, truncation=True, max_length=config.max_length)["input_ids"]  # noqa: E731
     train_ids, held_ids = encode(train_texts), encode(held_texts)
     runtime.set_seed(config.seed)

@@ -33,8 +33,16 @@ def sentences(text: str) -> list[str]:
     return [s.strip() for s in SENTENCE_BREAK.split(text) if s and s.strip()]
 
 
+def _starts_with(path: Path, prefix: bytes) -> bool:
+    """Whether the file's first bytes other than white space (and a UTF-8 byte-order mark) are `prefix`."""
+    with path.open("rb") as handle:
+        head = handle.read(4096).removeprefix(b"\xef\xbb\xbf").lstrip()
+    return head.startswith(prefix)
+
+
 def read_table(path: Path) -> pd.DataFrame:
-    """Read one Parquet, CSV or JSONL file with a clear error for anything else."""
+    """Read one Parquet, CSV or JSON file (JSON Lines, or an array of records in .json) with a clear error for
+    anything else."""
     if not path.exists():
         raise SentimentError(f"{path}: no such file; check the path given to --data")
     suffix = path.suffix.lower()
@@ -42,14 +50,15 @@ def read_table(path: Path) -> pd.DataFrame:
         if suffix == ".parquet":
             return pd.read_parquet(path)
         if suffix == ".csv":
-            return pd.read_csv(path, encoding="utf-8")
-        if suffix in (".jsonl", ".json"):
-            return pd.read_json(path, lines=True, encoding="utf-8")
+            return pd.read_csv(path, encoding="utf-8-sig")  # -sig: a byte-order mark (Excel) is dropped
+        if suffix in (".jsonl", ".json"):  # a .json file may hold one array of records or JSON Lines
+            return pd.read_json(path, lines=suffix == ".jsonl" or not _starts_with(path, b"["),
+                                encoding="utf-8-sig")
     except UnicodeDecodeError as err:
         raise SentimentError(f"{path}: not valid UTF-8 (byte {err.start}); save it as UTF-8 and try again") from err
     except (ValueError, OSError, pd.errors.ParserError) as err:
         raise SentimentError(f"{path}: could not be read as {suffix[1:]} ({err})") from err
-    raise SentimentError(f"{path}: unsupported file type {suffix!r}; use .parquet, .csv or .jsonl")
+    raise SentimentError(f"{path}: unsupported file type {suffix!r}; use .parquet, .csv, .jsonl or .json")
 
 
 def load_hub(name: str) -> dict[str, pd.DataFrame]:

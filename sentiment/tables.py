@@ -77,9 +77,9 @@ def results_markdown(evaluation_set: dict) -> str:
         ("log loss", "log_loss"), ("ECE (10 bins)", "ece"))]
     lines += [f"| reviews | {numbers['n']:,} |", ""]
     sha = f", sha256 {_md(info['sha256'][:16])}…" if info.get("sha256") else ""
-    day = f" {info['created'][:10]}" if info.get("created") else ""  # an upload, evaluated just now, has none
-    lines.append(f"Data: {_md(info['data'])}{sha}. {served_by(info.get('model'))}; evaluated{day} in "
-                 f"{_duration(info.get('wall_seconds', 0))}.")
+    day = f" {info['created'][:10]}" if info.get("created") else " just now"  # an upload records no date
+    took = f" in {_duration(info['wall_seconds'])}" if info.get("wall_seconds") is not None else ""
+    lines.append(f"Data: {_md(info['data'])}{sha}. {served_by(info.get('model'))}; evaluated{day}{took}.")
     return "\n".join(lines) + "\n"
 
 
@@ -100,11 +100,11 @@ def _lineage(origin: dict | None) -> str:
     while origin is not None:
         config, sizes = origin["config"], origin.get("sizes", {})
         if config.get("stage") == "average":
-            text += (f"; that folder was the weight average of {_md(config['model'])} and "
-                     f"{_md(config['average_with'])} (weight {config['average_weight']:g} on the second)")
+            text += (f"; that folder was the weight average of {_md(model_name(config['model']))} and "
+                     f"{_md(model_name(config['average_with']))} (weight {config['average_weight']:g} on the second)")
         else:
             stage = "pre-trained as a masked LM" if config.get("stage") == "mlm" else "fine-tuned"
-            text += (f"; that folder was {stage} from {_md(config['model'])} ({config['epochs']} epoch"
+            text += (f"; that folder was {stage} from {_md(model_name(config['model']))} ({config['epochs']} epoch"
                      f"{'' if config['epochs'] == 1 else 's'} at {config['learning_rate']:g} on "
                      f"{sizes.get('train', 0):,} texts)")
         origin = origin.get("continued_from")
@@ -123,9 +123,10 @@ def model_card_markdown(report: dict) -> str:
     averaged = config.get("stage") == "average"
     if averaged:
         weight = config["average_weight"]
+        first, second = (_md(model_name(config[key])) for key in ("model", "average_with"))
         lines += ["- **Weight average of two models (no training):**",
-                  f"  - {1 - weight:g} × {_md(config['model'])}{_lineage(resolved.get('continued_from'))}",
-                  f"  - {weight:g} × {_md(config['average_with'])}{_lineage(resolved.get('averaged_with'))}"]
+                  f"  - {1 - weight:g} × {first}{_lineage(resolved.get('continued_from'))}",
+                  f"  - {weight:g} × {second}{_lineage(resolved.get('averaged_with'))}"]
     else:
         lines.append(f"- **Base model:** {_md(config['model'])}{source}{_lineage(resolved.get('continued_from'))}")
     data = _md(config["data"]) + (f", test from {_md(config['test_data'])}" if config.get("test_data") else "")
@@ -233,7 +234,8 @@ def errors_table(predictions: pd.DataFrame, texts: dict[str, str] | None = None,
     _check_filters(min_confidence, true_label, min_tokens, max_tokens)
     missing = [c for c in EXPLORER_NEEDS if c not in predictions.columns]
     if missing:
-        raise SentimentError(f"the test predictions lack the column(s) {', '.join(missing)}; retrain to rewrite them")
+        raise SentimentError(f"these predictions lack the column(s) {', '.join(missing)} (an earlier version wrote "
+                             f"them): run evaluate.py --name NAME again for the set, or train.py for its test set")
     is_wrong = (predictions["predicted"] != predictions["labels"]).to_numpy()
     wrong = predictions[is_wrong & (True if rows is None else np.asarray(rows, dtype=bool))]
     prob = wrong["prob_positive"].astype(np.float64)

@@ -29,6 +29,7 @@ from sentiment.evaluation import validation_metrics
 from sentiment.loop import build_optimizer, grad_scaler, optimizer_step, run_epoch
 from sentiment.mixture import augment
 from sentiment.modeling import (
+    check_max_length,
     first_position_logits,
     load_base_classifier,
     load_tokenizer,
@@ -87,10 +88,12 @@ def prepare(config: TrainConfig) -> Run:
     precision = runtime.resolve_precision(config.precision, accelerator.device)
     check_writable(config.output_dir)
     check_writable(Path(config.checkpoint_dir) / checkpoint.CHECKPOINT, flag="--checkpoint-dir")
+    model_path = resolve_model(config.model)
+    tokenizer = load_tokenizer(model_path)
+    check_max_length(model_path, tokenizer, config.max_length)  # before any data is read
     splits = config_splits(config)
     train_frame = augment(splits.train, config)
-    model_path = resolve_model(config.model)
-    encoder = Encoder(load_tokenizer(model_path), config.max_length, config.truncation, config.head_ratio)
+    encoder = Encoder(tokenizer, config.max_length, config.truncation, config.head_ratio)
     train, validation = EncodedSplit.build(train_frame, encoder), EncodedSplit.build(splits.validation, encoder)
     pairs = encoded_identity_pairs(splits.train["text"].tolist(), encoder, config.seed) \
         if config.identity_consistency else None

@@ -1,4 +1,5 @@
-"""Gradio Blocks: the predict, evaluation, error-explorer and fairness tabs, wired to services.Handlers."""
+"""Gradio Blocks: the predict, score-a-file, evaluation, error-explorer and fairness tabs, wired to
+services.Handlers."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pandas as pd
 
 from sentiment import bulk, dashboard, fairness_plots, tables
 from sentiment.config import DEFAULT_IG_STEPS
-from sentiment.data import TEXT_COLUMNS
+from sentiment.data import LABEL_COLUMNS, TEXT_COLUMNS
 from sentiment.predict import MAX_TEXT_CHARS
 from sentiment.services import TOP_COLUMNS, Handlers, Services
 
@@ -153,7 +154,7 @@ def _bulk_tab(handlers: Handlers) -> None:
                 f"{', '.join(TEXT_COLUMNS)} unless you name it), or plain text with one review a line; at "
                 f"most {bulk.MAX_ROWS:,} rows and {bulk.MAX_UPLOAD_BYTES // 2**20} MB. You get a CSV of predictions "
                 f"(row, label, P(positive), confidence, warnings; no review text). If the file has a label column "
-                f"(label, sentiment, polarity; 0/1, neg/pos, negative/positive or true/false), you also get its "
+                f"({', '.join(LABEL_COLUMNS)}; 0/1, neg/pos, negative/positive or true/false), you also get its "
                 f"evaluation. The upload is deleted as soon as it has been read.")
     with gr.Row():
         upload = gr.File(label="Reviews file", file_types=list(bulk.SUFFIXES), type="filepath")

@@ -3,6 +3,7 @@ records, validated, calibrated and evaluated as a trained folder is; and its ref
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -131,6 +132,32 @@ def test_the_stage_and_its_folder_come_together():
     for weight in (0.0, 1.0, 1.5):
         with pytest.raises(SentimentError, match=r"--average-weight: must be in \(0.0, 1.0\)"):
             TrainConfig(stage="average", average_with="runs/tuned", average_weight=weight)
+
+
+@pytest.mark.parametrize(("settings", "says"), [
+    ({"average_weight": 0.25}, "--average-weight: only --stage average takes it"),
+    ({"stage": "mlm", "average_weight": 0.25}, "--average-weight: only --stage average takes it"),
+    ({"mlm_probability": 0.2}, "--mlm-probability: only --stage mlm takes it"),
+    ({"stage": "mlm", "targeted_augmentation": 100}, "--targeted-augmentation: only --stage classify takes it"),
+    ({"stage": "mlm", "sentence_crops": 100}, "--sentence-crops: only --stage classify takes it"),
+    ({"stage": "average", "average_with": "runs/tuned", "identity_consistency": 1.0},
+     "--identity-consistency: only --stage classify takes it"),
+    ({"stage": "average", "average_with": "runs/tuned", "learning_rate": 1e-5},
+     "--learning-rate: --stage average trains nothing, so it takes no training flag"),
+    ({"stage": "average", "average_with": "runs/tuned", "epochs": 1},
+     "--epochs: --stage average trains nothing"),
+    ({"negated_negative_target": 0.7}, "--negated-negative-target: only applies with --targeted-augmentation"),
+    ({"crop_teacher": "runs/teacher"}, "--crop-teacher: only applies with --sentence-crops or --negation-crops"),
+])
+def test_a_flag_the_run_would_not_use_is_refused_not_recorded(settings, says):
+    with pytest.raises(SentimentError, match=f"^{re.escape(says)}"):
+        TrainConfig(**settings)
+
+
+def test_flags_a_stage_uses_are_taken():
+    TrainConfig(stage="mlm", mlm_probability=0.2, learning_rate=1e-4, epochs=1, max_steps=3)
+    TrainConfig(stage="average", average_with="runs/tuned", average_weight=0.25, max_length=256, seed=3)
+    TrainConfig(targeted_augmentation=100, negated_negative_target=0.7, negation_crops=10, crop_teacher="runs/t")
 
 
 def test_train_py_refuses_a_base_encoder_with_one_line(tiny_model_dir, tmp_path, capsys):

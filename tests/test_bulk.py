@@ -31,6 +31,8 @@ def upload(frame: pd.DataFrame, path: Path) -> str:
         frame.to_csv(path, index=False)
     elif path.suffix == ".jsonl":
         frame.to_json(path, orient="records", lines=True)
+    elif path.suffix == ".json":  # one array of records
+        frame.to_json(path, orient="records")
     elif path.suffix == ".parquet":
         frame.to_parquet(path, index=False)
     else:
@@ -38,7 +40,7 @@ def upload(frame: pd.DataFrame, path: Path) -> str:
     return str(path)
 
 
-@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet"])
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".json", ".parquet"])
 def test_a_labelled_file_gets_predictions_and_its_evaluation(handlers, labelled, tmp_path, suffix):
     path = upload(labelled, tmp_path / f"mine{suffix}")
     download, summary, matrix, roc, per_class = handlers.score_file(path, "")
@@ -61,6 +63,15 @@ def test_plain_text_one_review_a_line_without_labels(handlers, labelled, tmp_pat
     assert len(pd.read_csv(download)) == 5
     assert "No label column" in summary and matrix is None and roc is None and per_class is None
 
+
+@pytest.mark.parametrize("suffix", [".csv", ".txt"])
+def test_a_byte_order_mark_is_not_read_as_text(handlers, labelled, tmp_path, suffix):
+    """Excel's "CSV UTF-8" and Notepad start a file with one: the header is still found, the first line still clean."""
+    path = tmp_path / f"excel{suffix}"
+    Path(upload(labelled.head(6), path)).write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    upload_rows = bulk.read_upload(path)
+    assert upload_rows.text_column == ("Review" if suffix == ".csv" else "text")
+    assert upload_rows.frame["text"].tolist()[0] == labelled["Review"][0]
 
 def test_rows_get_warnings_for_short_empty_and_long_texts(handlers, reviews, tmp_path):
     long = max(reviews["text"], key=len)

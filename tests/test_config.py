@@ -35,6 +35,7 @@ BAD_VALUES = [
     ("negated_negative_target", 0.4, "--negated-negative-target"),
     ("checkpoint_minutes", -1.0, "--checkpoint-minutes"),
     ("max_train_samples", 1, "--max-train-samples"),
+    ("seed", -1, "--seed"),
 ]
 
 
@@ -83,6 +84,8 @@ def test_help_lists_every_flag_with_its_default(capsys):
     for flag in ("--data", "--model", "--truncation", "--head-ratio", "--resume", "--no-progress", "--max-steps"):
         assert flag in out
     assert "(default: head+tail)" in out
+    assert "(default: None)" not in out  # a flag without a default says what leaving it out means, if anything
+    assert "(default: all visible cores)" in out  # stated by the help itself, not appended a second time
     assert "--truncation {head,tail,head+tail}" in out and "--precision {auto,bf16,fp16,fp32}" in out
 
 
@@ -109,3 +112,13 @@ def test_a_one_process_stage_under_a_launcher_is_refused(stage, monkeypatch, cap
     assert train.main(["--stage", stage, *extra, *outputs]) == 2
     assert f"--stage {stage} runs in one process" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("stage", ["classify", "mlm"])
+def test_a_max_length_beyond_the_model_is_refused_before_any_data_is_read(stage, tiny_model_dir, capsys, tmp_path):
+    outputs = ["--output-dir", str(tmp_path / "out"), "--checkpoint-dir", str(tmp_path / "checkpoints")]
+    argv = ["--stage", stage, "--model", str(tiny_model_dir), "--data", str(tmp_path / "no-such-data"),
+            "--max-length", "1024", "--device", "cpu", *outputs]
+    assert train.main(argv) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"error: --max-length 1024: {tiny_model_dir} reads at most 512 word pieces; give --max-length 512 or less")

@@ -12,6 +12,7 @@ from pandas.testing import assert_frame_equal
 
 from sentiment.data import load_splits, map_labels, parse_label_map, review_key, sample, texts_by_key
 from sentiment.errors import SentimentError
+from sentiment.sources import read_table
 
 SEED = 7
 
@@ -179,6 +180,18 @@ def test_validation_is_stratified_seeded_and_never_from_test(frames, small_imdb)
     assert not as_set(first.validation) & as_set(first.train)
 
 
+def test_validation_grouped_by_movie_keeps_each_movie_on_one_side_and_says_when_it_could_not(frames, tmp_path):
+    for split, frame in zip(("train", "test"), frames, strict=True):  # three reviews a movie; and no movie ids
+        write(frame.assign(movie=[f"m{i // 3}" for i in range(len(frame))]), tmp_path / "movies" / f"{split}.parquet")
+        write(frame, tmp_path / "none" / f"{split}.parquet")
+    splits = load_splits(str(tmp_path / "movies"), validation_split=0.25, validation_grouping="movie", seed=SEED)
+    assert splits.validation_grouping == "movie"
+    assert not set(splits.train["movie"]) & set(splits.validation["movie"])
+    fallback = load_splits(str(tmp_path / "none"), validation_split=0.25, validation_grouping="movie", seed=SEED)
+    assert fallback.validation_grouping == "random"  # what train.py records, so that a rebuild holds out the same
+    assert_frame_equal(fallback.validation, load_splits(str(tmp_path / "none"), validation_split=0.25,
+                                                        validation_grouping="random", seed=SEED).validation)
+
 def test_sample_limits_are_stratified_and_leave_test_apart(small_imdb):
     full = load_splits(str(small_imdb), validation_split=0.25, seed=SEED)
     small = load_splits(str(small_imdb), validation_split=0.25, seed=SEED, max_train_samples=10, max_eval_samples=6)
@@ -300,6 +313,14 @@ def test_jsonl_with_a_broken_line_is_named(tmp_path):
     with pytest.raises(SentimentError, match="broken.jsonl"):
         load_splits(str(path))
 
+
+def test_a_json_file_holds_an_array_of_records_or_json_lines(tmp_path):
+    rows = [{"text": "a plot \u00e9", "label": 1}, {"text": "a cast", "label": 0}]
+    array, lines = tmp_path / "array.json", tmp_path / "lines.json"
+    array.write_text("\ufeff\n  " + json.dumps(rows, indent=1), encoding="utf-8")  # byte-order mark, white space
+    lines.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    for path in (array, lines):
+        assert read_table(path).to_dict("records") == rows
 
 def test_texts_of_one_file_are_all_its_rows_read_from_the_named_column(frames, tmp_path):
     """train.py carves the test split of one file itself, so the app's join needs every row, under the column the

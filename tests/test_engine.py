@@ -26,16 +26,21 @@ CPU = ["--device", "cpu", "--num-threads", "1", "--no-progress"]
 
 @pytest.fixture(scope="module")
 def int8_artifacts(tiny_artifacts, tmp_path_factory):
-    """A copy of the tiny run's folder with its int8 engine built by evaluate.py int8."""
+    """A copy of the tiny run's folder with its int8 engine built by evaluate.py int8, kept whatever its accuracy:
+    on 16 test reviews one label flipped by int8 kernels (they differ by CPU) is 6 points, and the tests of the
+    engine's serving path must not depend on it. The 0.2-point rule itself is tested on its own below."""
     folder = tmp_path_factory.mktemp("int8") / "artifacts"
     shutil.copytree(tiny_artifacts, folder)
-    assert evaluate.main(["int8", "--artifacts", str(folder), *CPU]) == 0
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(engine_module, "MAX_ACCURACY_DROP", 1.0)
+        assert evaluate.main(["int8", "--artifacts", str(folder), *CPU]) == 0
+    assert read_json(folder / ENGINE_INFO)["kept"]
     return folder
 
 
 def test_the_engine_is_verified_listed_and_agrees_with_torch(int8_artifacts, reviews):
     info = read_json(int8_artifacts / ENGINE_INFO)
-    assert info["n"] == 16 and info["kept"] == (info["accuracy"] >= info["torch_accuracy"] - 0.002)
+    assert info["n"] == 16 and info["max_drop"] == 1.0  # the fixture's; the rule is tested below
     assert ENGINE_FILE in verify_manifest(int8_artifacts)["files"]
     # The reference is the stored torch evaluation of the same split, read in the split's order.
     stored = read_json(int8_artifacts / "evaluations" / "test" / "metrics.json")
@@ -43,8 +48,6 @@ def test_the_engine_is_verified_listed_and_agrees_with_torch(int8_artifacts, rev
     assert info["agreement"]["torch_ece"] == pytest.approx(stored["ece"], abs=1e-6)
     assert info["verified_on"] == {key: runtime.describe(torch.device("cpu"), "fp32")[key]
                                    for key in ("cpu", "cpu_flags", "threads")}
-    if not info["kept"]:
-        pytest.skip("the tiny random model's int8 copy lost accuracy; the rejection is tested below")
     torch_only = Predictor.from_artifacts(int8_artifacts, device="cpu", precision="fp32")
     int8 = Predictor.from_artifacts(int8_artifacts, device="cpu", precision="int8")
     assert torch_only.engine is None and int8.engine is not None
@@ -98,8 +101,6 @@ def test_bert_is_exported_with_its_first_position_path_and_any_other_model_whole
 
 
 def test_a_failing_bulk_call_stops_its_workers_and_reaches_the_caller(int8_artifacts, monkeypatch):
-    if not read_json(int8_artifacts / ENGINE_INFO)["kept"]:
-        pytest.skip("no kept engine to load")
     predictor = Predictor.from_artifacts(int8_artifacts, device="cpu", precision="fp32")
     engine = engine_module.Int8Engine(int8_artifacts / ENGINE_FILE,
                                       engine_module.word_embeddings(predictor.model), threads=2)
@@ -174,8 +175,6 @@ def test_agreement_measures_how_far_the_engine_strays_from_torch():
 
 
 def test_auto_takes_the_engine_only_where_the_probe_finds_it_faster(int8_artifacts, monkeypatch):
-    if not read_json(int8_artifacts / ENGINE_INFO)["kept"]:
-        pytest.skip("no kept engine to choose")
     monkeypatch.setattr(Predictor, "engine_is_faster", lambda self, engine, *a, **kw: True)
     assert Predictor.from_artifacts(int8_artifacts, device="cpu", precision="auto").engine is not None
     monkeypatch.setattr(Predictor, "engine_is_faster", lambda self, engine, *a, **kw: False)
@@ -186,8 +185,6 @@ def test_auto_takes_the_engine_only_where_the_probe_finds_it_faster(int8_artifac
 @pytest.mark.parametrize("single_wins, bulk_wins", [(True, False), (False, True)])
 def test_auto_chooses_the_engine_per_kind_of_request(int8_artifacts, monkeypatch, single_wins, bulk_wins):
     # As measured on an AMX Xeon: int8 faster for one review, torch bf16 for bulk work; and the other way round.
-    if not read_json(int8_artifacts / ENGINE_INFO)["kept"]:
-        pytest.skip("no kept engine to choose")
     monkeypatch.setattr(Predictor, "engine_is_faster",
                         lambda self, engine, lengths, repeats, rows, **kw: single_wins if rows == 1 else bulk_wins)
     predictor = Predictor.from_artifacts(int8_artifacts, device="cpu", precision="auto")
@@ -232,8 +229,6 @@ def probe_times(monkeypatch, tmp_path):
 
 def test_the_probes_times_are_kept_per_cpu_and_files_so_a_restart_probes_nothing(int8_artifacts, probe_times,
                                                                                   monkeypatch, caplog):
-    if not read_json(int8_artifacts / ENGINE_INFO)["kept"]:
-        pytest.skip("no kept engine to choose")
     first = Predictor.from_artifacts(int8_artifacts, device="cpu", precision="auto")
     assert probe_times.calls == [1, 4] and first.serves(1) is not None and first.serves(8) is None
     stored = json.loads(probe_times.file.read_text())
@@ -250,8 +245,6 @@ def test_the_probes_times_are_kept_per_cpu_and_files_so_a_restart_probes_nothing
 
 
 def test_a_failed_probe_is_not_kept_and_a_corrupt_cache_is_measured_again(int8_artifacts, probe_times):
-    if not read_json(int8_artifacts / ENGINE_INFO)["kept"]:
-        pytest.skip("no kept engine to choose")
     probe_times.error = RuntimeError("no cores left")
     assert Predictor.from_artifacts(int8_artifacts, device="cpu", precision="auto").engine is None
     assert not probe_times.file.exists()  # a failure is not a measurement: the next load tries again
@@ -265,8 +258,6 @@ def test_a_failed_probe_is_not_kept_and_a_corrupt_cache_is_measured_again(int8_a
 
 def test_a_probe_measured_beside_busy_processes_decides_this_load_and_is_not_kept(int8_artifacts, probe_times,
                                                                                    caplog):
-    if not read_json(int8_artifacts / ENGINE_INFO)["kept"]:
-        pytest.skip("no kept engine to choose")
     probe_times.share = 0.4
     with caplog.at_level(logging.WARNING, logger="sentiment.predict"):
         loaded = Predictor.from_artifacts(int8_artifacts, device="cpu", precision="auto")
@@ -297,8 +288,6 @@ def test_the_cpu_share_tells_a_busy_process_from_a_waiting_one():
 
 
 def test_without_a_cache_folder_or_a_manifest_nothing_is_kept(int8_artifacts, probe_times, monkeypatch):
-    if not read_json(int8_artifacts / ENGINE_INFO)["kept"]:
-        pytest.skip("no kept engine to choose")
     Predictor.from_artifacts(int8_artifacts, device="cpu", precision="auto", verify=False)  # no hashes, no key
     monkeypatch.setattr(runtime, "PROBE_CACHE", None)
     Predictor.from_artifacts(int8_artifacts, device="cpu", precision="auto")
@@ -307,8 +296,6 @@ def test_without_a_cache_folder_or_a_manifest_nothing_is_kept(int8_artifacts, pr
 
 @pytest.mark.parametrize("damage", ["corrupt", "other weights", "no onnxruntime"])
 def test_a_broken_engine_falls_back_to_torch_with_a_log_line(int8_artifacts, tmp_path, monkeypatch, caplog, damage):
-    if not read_json(int8_artifacts / ENGINE_INFO)["kept"]:
-        pytest.skip("no kept engine to break")
     folder = tmp_path / "a"
     shutil.copytree(int8_artifacts, folder)
     if damage == "corrupt":
@@ -317,9 +304,12 @@ def test_a_broken_engine_falls_back_to_torch_with_a_log_line(int8_artifacts, tmp
         write_json(folder / ENGINE_INFO, {**read_json(folder / ENGINE_INFO), "weights_sha256": "0" * 64})
     else:
         monkeypatch.setattr(engine_module, "onnxruntime_available", lambda: False)
-    with caplog.at_level(logging.INFO, logger="sentiment.engine"):
+    with caplog.at_level(logging.INFO):
         predictor = Predictor.from_artifacts(folder, device="cpu", precision="int8", verify=False)
     assert predictor.engine is None and "using torch" in caplog.text
+    assert any(r.levelno == logging.WARNING and "precision int8 was asked for" in r.getMessage()
+               for r in caplog.records)  # forced by name: a warning, and the evaluation records torch
+    assert predictor.describe()["engine"] == "torch"
     assert predictor.predict("a fine film")["label"] in ("positive", "negative")
 
 

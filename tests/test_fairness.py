@@ -14,7 +14,15 @@ import pytest
 import evaluate
 import train
 from sentiment import augment
-from sentiment.artifacts import FAIRNESS, MANIFEST, read_json, sha256_file, verify_manifest, write_manifest
+from sentiment.artifacts import (
+    FAIRNESS,
+    MANIFEST,
+    TRAINING_CONFIG,
+    read_json,
+    sha256_file,
+    verify_manifest,
+    write_manifest,
+)
 from sentiment.augment import variants
 from sentiment.data import review_key
 from sentiment.lexicon import CATEGORIES
@@ -114,6 +122,21 @@ def test_evaluate_fairness_adds_the_report_to_a_folder_without_one(artifacts_cop
                                                                                                abs=1e-4)
         assert added["probe"]["categories"][name]["variants"] == original["probe"]["categories"][name]["variants"]
 
+
+def test_evaluate_fairness_of_a_folder_without_its_training_config_takes_the_data_given(artifacts_copy, small_imdb,
+                                                                                          capsys):
+    """A folder trained elsewhere has no record of its test reviews: --data names them, and without it the error
+    says to give it."""
+    (artifacts_copy / TRAINING_CONFIG).unlink()
+    write_manifest(artifacts_copy)
+    assert evaluate.main([*FAIRNESS_ONLY, "--artifacts", str(artifacts_copy)]) == 2
+    assert f"no {TRAINING_CONFIG}, so the data it was tested on is unknown; pass --data" in capsys.readouterr().err
+    argv = [*FAIRNESS_ONLY, "--artifacts", str(artifacts_copy), "--data", str(small_imdb),
+            "--fairness-max-reviews", "2"]
+    assert evaluate.main(argv) == 0
+    verify_manifest(artifacts_copy)
+    probe = read_json(artifacts_copy / FAIRNESS)["probe"]
+    assert probe["max_reviews"] == 2 and any(c["reviews"] for c in probe["categories"].values())
 
 def test_evaluate_fairness_replaces_an_existing_report(artifacts_copy, small_imdb):
     before = file_hashes(artifacts_copy)

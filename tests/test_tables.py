@@ -62,6 +62,8 @@ def test_results_markdown_says_where_the_data_came_from_and_how_it_was_served(ev
     assert "Served by `torch` in `fp32`; evaluated 2025-01-02 in 1 min 15 s." in text
     del evaluation_set["info"]["sha256"]
     assert "sha256" not in tables.results_markdown(evaluation_set)
+    upload = {**evaluation_set, "info": {"data": "mine.csv", "model": evaluation_set["info"]["model"]}}
+    assert "Served by `torch` in `fp32`; evaluated just now." in tables.results_markdown(upload)  # no date, no time
 
 
 def test_served_by_names_the_engine_precision_and_cpu_or_says_it_is_not_recorded():
@@ -144,6 +146,10 @@ def test_model_card_of_a_weight_average_names_both_models_and_their_lineage(repo
     assert "**The average:** validation accuracy 0.9240, max length 512" in card
     assert "Hyperparameters" not in card and "Best epoch" not in card
     assert "**Runtime:** `AMD EPYC`, precision `bf16`" in card and "**Time:** 1 min 00 s to the average" in card
+    # folders given by absolute path are named by their last part: no development machine's paths on the page
+    report["training_config"]["config"]["average_with"] = "/home/someone/runs/tuned"
+    assert "  - 0.25 × `tuned`; that folder" in tables.model_card_markdown(report)
+    report["training_config"]["config"]["average_with"] = "runs/tuned"
     # A run that continued the average says what that folder was.
     report["training_config"] = {**first, "config": {**first["config"], "model": "runs/average"},
                                  "continued_from": report["training_config"]}

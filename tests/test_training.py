@@ -86,6 +86,7 @@ def test_training_config_records_the_resolved_settings(trained, tiny_model_dir, 
         (str(small_imdb), str(tiny_model_dir), 128, 7)
     assert resolved["base_model"] == str(tiny_model_dir)
     assert resolved["sizes"] == {"train": 36, "validation": 12, "test": 16}
+    assert config["validation_grouping"] == "random"  # asked for by movie (the default), but the data has no ids
     assert resolved["runtime"]["precision"] == "fp32"
 
 
