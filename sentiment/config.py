@@ -157,6 +157,11 @@ class TrainConfig:
                                                   "between, contrast, temporal, semantic roles, questions answered, "
                                                   "kept negations (templates), identity, mined (training-review "
                                                   "sentences)")
+    targeted_smoothing: float = shaping(0.0, "with --targeted-augmentation, move every targeted sentence's target "
+                                             "this share of the way toward 0.5 from each end (0.1: positives toward "
+                                             "0.9, negatives toward 0.1, negated negatives' 0.7 toward 0.66), so that "
+                                             "the sentences teach a direction, not certainty about short texts; 0: "
+                                             "the targets as they are", valid=Range(0.0, 0.5, high_open=True))
     negated_verdicts: bool = shaping(False, "with --targeted-augmentation, pair each negated negative ('was never "
                                             "lousy') with the same negation of a verdict ('was never worth the "
                                             "ticket'), negative, and that verdict affirmed, positive; mined negations "
@@ -204,6 +209,8 @@ class TrainConfig:
             raise SentimentError("--crop-targets: only applies with --sentence-crops")
         if self.negated_negative_target != 1.0 and not self.targeted_augmentation:
             raise SentimentError("--negated-negative-target: only applies with --targeted-augmentation")
+        if self.targeted_smoothing and not self.targeted_augmentation:
+            raise SentimentError("--targeted-smoothing: only applies with --targeted-augmentation")
         if self.crop_teacher is not None and not (self.sentence_crops or self.negation_crops):
             raise SentimentError("--crop-teacher: only applies with --sentence-crops or --negation-crops")
         if self.negated_verdicts and not self.targeted_augmentation:
@@ -236,8 +243,8 @@ class TrainConfig:
 # Flags of one kind of run: what fine-tuning adds to the data and the loss (the mlm stage reads raw reviews), and
 # what any training takes (the average stage trains nothing). Other stages refuse them where set.
 CLASSIFY_FLAGS = ("counterfactual_augmentation", "targeted_augmentation", "negated_negative_target",
-                  "targeted_families", "negated_verdicts", "identity_consistency", "sentence_crops", "crop_teacher",
-                  "negation_crops", "crop_targets")
+                  "targeted_families", "targeted_smoothing", "negated_verdicts", "identity_consistency",
+                  "sentence_crops", "crop_teacher", "negation_crops", "crop_targets")
 STAGE_FLAGS = {"mlm_probability": ("mlm",), "average_weight": ("average",),
                **{name: ("classify",) for name in CLASSIFY_FLAGS}}
 TRAINING_FLAGS = ("learning_rate", "epochs", "batch_size", "warmup_ratio", "weight_decay", "max_grad_norm",

@@ -33,7 +33,7 @@ def augment(train: pd.DataFrame, config: TrainConfig) -> pd.DataFrame:
     if config.targeted_augmentation:
         extra += targeted_sentences(texts, labels, config.targeted_augmentation, config.seed,
                                     config.negated_negative_target, config.negated_verdicts,
-                                    families_of(config.targeted_families))
+                                    families_of(config.targeted_families), config.targeted_smoothing)
     if config.sentence_crops or config.negation_crops:
         teacher = teacher_folder(config.crop_teacher, config.model)
     if config.sentence_crops:

@@ -150,17 +150,21 @@ def mine(texts: Sequence[str], labels: Sequence[int], rng: random.Random, count:
 
 def targeted_sentences(texts: Sequence[str], labels: Sequence[int], count: int, seed: int = 0,
                        negated_negative_target: float = 1.0, negated_verdicts: bool = False,
-                       families: Sequence[str] | None = None) -> list[Sentence]:
+                       families: Sequence[str] | None = None, smoothing: float = 0.0) -> list[Sentence]:
     """About `count` sentences for training, half mined from (`texts`, `labels`) and half templated, each with its
     label and the P(positive) training asks of it (the label, but `negated_negative_target` for negated
     negatives; `negated_verdicts`: see `templated`); the same for a seed, whatever the target. `families` (None:
     all; see TARGETED_FAMILIES): only those, all `count` from the mined sentences or from the templates where the
-    other is left out. Give only training reviews: nothing of validation or test may reach training."""
+    other is left out. `smoothing` moves every target that share of the way toward 0.5 from each end (0.1: 1 ->
+    0.9, 0 -> 0.1, 0.7 -> 0.66): the direction taught, not certainty about short texts. Give only training reviews:
+    nothing of validation or test may reach training."""
     if count < 1:
         raise SentimentError(f"targeted augmentation needs a positive number of sentences, not {count}")
     if not 0.5 <= negated_negative_target <= 1.0:
         raise SentimentError(f"the target of negated negatives is a P(positive) in [0.5, 1] (they are not negative), "
                              f"not {negated_negative_target}")
+    if not 0.0 <= smoothing < 0.5:
+        raise SentimentError(f"the smoothing of the targets is a share in [0, 0.5), not {smoothing}")
     rng = random.Random(seed)
     mining = families is None or "mined" in families
     templating = families is None or any(name != "mined" for name in families)
@@ -168,6 +172,8 @@ def targeted_sentences(texts: Sequence[str], labels: Sequence[int], count: int, 
     mined = mine(texts, labels, rng, wanted, negated_negative_target, negated_verdicts) if mining else []
     out = mined + (templated(rng, count - len(mined), negated_negative_target, negated_verdicts, families)
                    if templating else [])
+    if smoothing:  # after drawing: a seed's sentences are the same whatever the smoothing
+        out = [(text, label, smoothing + (1 - 2 * smoothing) * target) for text, label, target in out]
     log.info("targeted augmentation: %d sentences (%d from training reviews, %d from templates)", len(out),
              len(mined), len(out) - len(mined))
     return out

@@ -252,3 +252,25 @@ def test_training_keeps_soft_targets_in_a_column_of_their_own():
     out = augment(train, TrainConfig(targeted_augmentation=200, negated_negative_target=0.7))
     assert (out["target"].iloc[:len(train)] == train["labels"]).all()
     assert set(out["target"]) == {0.0, 0.7, 1.0} and (out["labels"][out["target"] == 0.7] == 1).all()
+
+
+def test_smoothing_moves_every_target_toward_the_middle_and_keeps_the_sentences():
+    reviews = ["The plot was stupid.", "The cast was good.", "The music was lame.", "The ending was fine."]
+    plain = targeted.targeted_sentences(reviews, [0, 1, 0, 1], 600, seed=4, negated_negative_target=0.7)
+    smooth = targeted.targeted_sentences(reviews, [0, 1, 0, 1], 600, seed=4, negated_negative_target=0.7,
+                                         smoothing=0.1)
+    assert [(t, label) for t, label, _ in smooth] == [(t, label) for t, label, _ in plain]  # the same sentences
+    assert {round(target, 6) for _, _, target in smooth} == {0.1, 0.66, 0.9}
+    for (_, _, before), (_, _, after) in zip(plain, smooth, strict=True):
+        assert after == pytest.approx(0.1 + 0.8 * before)
+    for bad in (-0.1, 0.5):
+        with pytest.raises(SentimentError, match=r"smoothing of the targets is a share in \[0, 0.5\)"):
+            targeted.targeted_sentences(reviews, [0, 1, 0, 1], 10, smoothing=bad)
+    with pytest.raises(SentimentError, match="^--targeted-smoothing: only applies with --targeted-augmentation"):
+        TrainConfig(targeted_smoothing=0.1)
+    with pytest.raises(SentimentError, match="^--targeted-smoothing: must be in"):
+        TrainConfig(targeted_augmentation=10, targeted_smoothing=0.5)
+    train = pd.DataFrame({"text": REVIEWS, "labels": LABELS})  # reaches training, the reviews' targets untouched
+    out = augment(train, TrainConfig(targeted_augmentation=40, targeted_smoothing=0.1))
+    assert (out["target"].iloc[:len(train)] == train["labels"]).all()
+    assert set(out["target"].iloc[len(train):].round(6)) <= {0.1, 0.9}
