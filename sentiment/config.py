@@ -158,7 +158,7 @@ class TrainConfig:
                                                   "kept negations (templates), identity, mined (training-review "
                                                   "sentences)")
     targeted_smoothing: float = shaping(0.0, "with --targeted-augmentation, move every targeted sentence's target "
-                                             "this share of the way toward 0.5 from each end (0.1: positives toward "
+                                             "this much toward the other label (0.1: positives toward "
                                              "0.9, negatives toward 0.1, negated negatives' 0.7 toward 0.66), so that "
                                              "the sentences teach a direction, not certainty about short texts; 0: "
                                              "the targets as they are", valid=Range(0.0, 0.5, high_open=True))

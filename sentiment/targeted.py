@@ -155,7 +155,7 @@ def targeted_sentences(texts: Sequence[str], labels: Sequence[int], count: int, 
     label and the P(positive) training asks of it (the label, but `negated_negative_target` for negated
     negatives; `negated_verdicts`: see `templated`); the same for a seed, whatever the target. `families` (None:
     all; see TARGETED_FAMILIES): only those, all `count` from the mined sentences or from the templates where the
-    other is left out. `smoothing` moves every target that share of the way toward 0.5 from each end (0.1: 1 ->
+    other is left out. `smoothing` moves every target that much toward the other label (0.1: 1 ->
     0.9, 0 -> 0.1, 0.7 -> 0.66): the direction taught, not certainty about short texts. Give only training reviews:
     nothing of validation or test may reach training."""
     if count < 1:
