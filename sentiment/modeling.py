@@ -74,6 +74,7 @@ def check_max_length(name_or_path: str, tokenizer: PreTrainedTokenizerBase, max_
         raise SentimentError(f"--max-length {max_length}: {name_or_path} reads at most {min(limits)} word pieces; "
                              f"give --max-length {min(limits)} or less")
 
+
 def load_base_classifier(name_or_path: str, attention_dropout: float = 0.0, hidden_dropout: float = 0.1,
                          dropout_masks: str = "bits") -> PreTrainedModel:
     """A sequence classifier with two labels on top of a pre-trained encoder (the head is new), for training:

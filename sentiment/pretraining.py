@@ -103,8 +103,9 @@ def pretrain(config: TrainConfig) -> Path:
     runtime.set_threads(config.num_threads)
     precision = runtime.resolve_precision(config.precision, device)
     check_writable(config.output_dir)
-    tokenizer = load_tokenizer(resolve_model(config.model))
-    check_max_length(resolve_model(config.model), tokenizer, config.max_length)  # before any data is read
+    model_path = resolve_model(config.model)
+    tokenizer = load_tokenizer(model_path)
+    check_max_length(model_path, tokenizer, config.max_length)  # before any data is read
     train_texts, held_texts = mlm_texts(config)
     encode = lambda texts: tokenizer(texts, truncation=True, max_length=config.max_length)["input_ids"]  # noqa: E731
     train_ids, held_ids = encode(train_texts), encode(held_texts)
